@@ -1,0 +1,325 @@
+//! Login, refresh, logout and access-token checks: the rules of R-AUTH in one place.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::password::PasswordHasher;
+use super::tokens::{self, AccessClaims, TokenError, TokenKeys};
+use super::Principal;
+use crate::config::AuthConfig;
+use crate::error::{ApiError, ApiResult};
+use crate::store::{
+    new_id, now_ms, Db, NewAuditEntry, RefreshOutcome, Role, StoreError, TenantDb, User,
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// The company's short name (tenant slug).
+    #[schema(example = "demo")]
+    pub tenant: String,
+    #[schema(example = "admin@demo.jobers.local")]
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// Opaque; works once. Also set as the `jobers_refresh` HttpOnly cookie.
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+    pub user: User,
+}
+
+/// Where a request came from, for the audit log and per-source throttling.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AuthService {
+    db: Db,
+    keys: TokenKeys,
+    hasher: PasswordHasher,
+    config: Arc<AuthConfig>,
+}
+
+impl AuthService {
+    pub fn new(db: Db, secret: &[u8], config: AuthConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            hasher: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
+            db,
+            keys: TokenKeys::new(secret),
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Seconds until the oldest failure that makes `key` locked leaves the window, or
+    /// `None` when `key` has fewer than `max` failures in the window.
+    async fn locked_for(&self, key: &str, max: u32) -> ApiResult<Option<u64>> {
+        let window_ms = (self.config.lockout_window_secs * 1000) as i64;
+        let now = now_ms();
+        let failures = self.db.login_failures_since(key, now - window_ms).await?;
+        if max == 0 || failures.len() < max as usize {
+            return Ok(None);
+        }
+        let unlock_at = failures[failures.len() - max as usize] + window_ms;
+        Ok(Some(((unlock_at - now).max(1000) as u64).div_ceil(1000)))
+    }
+
+    fn too_many(retry_after_secs: u64) -> ApiError {
+        ApiError::TooManyRequests {
+            code: "too_many_attempts",
+            message: format!(
+                "too many failed logins; try again in {} minute(s)",
+                retry_after_secs.div_ceil(60)
+            ),
+            retry_after_secs,
+        }
+    }
+
+    fn bad_credentials() -> ApiError {
+        ApiError::unauthorized("invalid_credentials", "wrong company, email or password")
+    }
+
+    #[tracing::instrument(skip_all, fields(tenant = %req.tenant))]
+    pub async fn login(&self, req: &LoginRequest, client: &ClientInfo) -> ApiResult<TokenPair> {
+        let source_key = format!("src:{}", client.source.as_deref().unwrap_or("unknown"));
+        if let Some(secs) = self
+            .locked_for(&source_key, self.config.max_failures_per_source)
+            .await?
+        {
+            return Err(Self::too_many(secs));
+        }
+        let tenant = match self.db.tenant_by_slug(req.tenant.trim()).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound) => {
+                self.hasher.verify(&req.password, None).await;
+                self.db.record_login_failure(&[&source_key]).await?;
+                return Err(Self::bad_credentials());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let tdb = self.db.for_tenant(&tenant.id);
+        let email = crate::store::normalize_email(&req.email);
+        let account_key = format!("acct:{}:{}", tenant.id, email);
+        if let Some(secs) = self
+            .locked_for(&account_key, self.config.max_failures_per_account)
+            .await?
+        {
+            return Err(Self::too_many(secs));
+        }
+        let creds = match tdb.credentials_by_email(&email).await {
+            Ok(c) => Some(c),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let ok = self
+            .hasher
+            .verify(&req.password, creds.as_ref().map(|c| c.password_hash.as_str()))
+            .await;
+        let Some(creds) = creds.filter(|_| ok) else {
+            self.db
+                .record_login_failure(&[&account_key, &source_key])
+                .await?;
+            tdb.audit(NewAuditEntry {
+                action: "login_failed",
+                source: client.source.as_deref(),
+                details: json!({ "email": email }),
+                ..Default::default()
+            })
+            .await?;
+            if let Some(secs) = self
+                .locked_for(&account_key, self.config.max_failures_per_account)
+                .await?
+            {
+                tdb.audit(NewAuditEntry {
+                    action: "account_locked",
+                    source: client.source.as_deref(),
+                    details: json!({ "email": email, "retry_after_secs": secs }),
+                    ..Default::default()
+                })
+                .await?;
+            }
+            return Err(Self::bad_credentials());
+        };
+        if creds.deactivated_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "account_deactivated",
+                "this account has been deactivated",
+            ));
+        }
+        let window_ms = (self.config.lockout_window_secs * 1000) as i64;
+        self.db
+            .clear_login_failures(&account_key, now_ms() - window_ms)
+            .await?;
+        let session_id = new_id();
+        let refresh = tokens::new_refresh_token(&tenant.id);
+        tdb.create_session(
+            &session_id,
+            &creds.id,
+            &tokens::hash_refresh_token(&refresh),
+            self.refresh_ttl_ms(),
+            client.user_agent.as_deref(),
+            client.source.as_deref(),
+        )
+        .await?;
+        tdb.audit(NewAuditEntry {
+            actor_user_id: Some(&creds.id),
+            action: "login",
+            target_type: Some("session"),
+            target_id: Some(&session_id),
+            source: client.source.as_deref(),
+            details: json!({ "user_agent": client.user_agent }),
+        })
+        .await?;
+        self.token_pair(&tdb, &creds.id, &session_id, refresh).await
+    }
+
+    fn refresh_ttl_ms(&self) -> i64 {
+        (self.config.refresh_token_ttl_secs * 1000) as i64
+    }
+
+    async fn token_pair(
+        &self,
+        tdb: &TenantDb,
+        user_id: &str,
+        session_id: &str,
+        refresh_token: String,
+    ) -> ApiResult<TokenPair> {
+        let now = chrono::Utc::now().timestamp() as u64;
+        let claims = AccessClaims {
+            sub: user_id.to_string(),
+            tid: tdb.tenant_id().to_string(),
+            sid: session_id.to_string(),
+            iat: now,
+            exp: now + self.config.access_token_ttl_secs,
+            typ: "access".into(),
+        };
+        Ok(TokenPair {
+            access_token: self.keys.issue(&claims)?,
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl_secs,
+            refresh_token,
+            refresh_expires_in: self.config.refresh_token_ttl_secs,
+            user: tdb.user(user_id).await?,
+        })
+    }
+
+    /// Rotates a refresh token. A token presented twice revokes its whole session.
+    #[tracing::instrument(skip_all)]
+    pub async fn refresh(&self, presented: &str, client: &ClientInfo) -> ApiResult<TokenPair> {
+        let invalid = || {
+            ApiError::unauthorized(
+                "invalid_refresh_token",
+                "the refresh token is not valid; log in again",
+            )
+        };
+        let tenant_id = tokens::refresh_token_tenant(presented).ok_or_else(invalid)?;
+        let tdb = self.db.for_tenant(tenant_id);
+        let next = tokens::new_refresh_token(tenant_id);
+        let outcome = match tdb
+            .rotate_refresh_token(
+                &tokens::hash_refresh_token(presented),
+                &tokens::hash_refresh_token(&next),
+                self.refresh_ttl_ms(),
+            )
+            .await
+        {
+            Ok(o) => o,
+            // An unknown tenant id in a forged token: same answer as any unknown token.
+            Err(StoreError::NotFound) => RefreshOutcome::Invalid,
+            Err(e) => return Err(e.into()),
+        };
+        match outcome {
+            RefreshOutcome::Rotated {
+                session_id,
+                user_id,
+            } => self.token_pair(&tdb, &user_id, &session_id, next).await,
+            RefreshOutcome::Reused {
+                session_id,
+                user_id,
+            } => {
+                tdb.audit(NewAuditEntry {
+                    actor_user_id: Some(&user_id),
+                    action: "refresh_token_reused",
+                    target_type: Some("session"),
+                    target_id: Some(&session_id),
+                    source: client.source.as_deref(),
+                    details: json!({ "session_revoked": true }),
+                })
+                .await?;
+                tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
+                Err(ApiError::unauthorized(
+                    "refresh_token_reused",
+                    "this refresh token was already used; the session has been ended for safety",
+                ))
+            }
+            RefreshOutcome::Invalid => Err(invalid()),
+        }
+    }
+
+    /// Checks an access token and that its session and user are still live right now.
+    pub async fn authenticate(&self, access_token: &str) -> ApiResult<Principal> {
+        let claims = self.keys.verify(access_token).map_err(|e| match e {
+            TokenError::Expired => {
+                ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
+            }
+            TokenError::Invalid => ApiError::unauthorized("invalid_token", "the access token is not valid"),
+        })?;
+        let tdb = self.db.for_tenant(&claims.tid);
+        let record = match tdb.session_record(&claims.sid).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => {
+                return Err(ApiError::unauthorized("invalid_token", "the access token is not valid"))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if record.user_id != claims.sub {
+            return Err(ApiError::unauthorized("invalid_token", "the access token is not valid"));
+        }
+        if record.deactivated_at.is_some() {
+            return Err(ApiError::unauthorized(
+                "account_deactivated",
+                "this account has been deactivated",
+            ));
+        }
+        if record.revoked_at.is_some() || record.expires_at <= now_ms() {
+            return Err(ApiError::unauthorized(
+                "session_revoked",
+                "this session has ended; log in again",
+            ));
+        }
+        Ok(Principal {
+            tenant_id: claims.tid,
+            user_id: claims.sub,
+            session_id: claims.sid,
+            role: Role::parse(&record.role).unwrap_or(Role::Recruiter),
+        })
+    }
+
+    /// Revokes the session a refresh token belongs to (logout with the cookie only).
+    pub async fn logout_by_refresh(&self, presented: &str) -> ApiResult<()> {
+        let Some(tenant_id) = tokens::refresh_token_tenant(presented) else {
+            return Ok(());
+        };
+        let tdb = self.db.for_tenant(tenant_id);
+        tdb.revoke_session_by_refresh(&tokens::hash_refresh_token(presented))
+            .await?;
+        Ok(())
+    }
+}

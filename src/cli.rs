@@ -1,0 +1,200 @@
+//! The `jobers` command line: `serve`, `migrate`, `demo` and the operator's `admin` tools.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::store::{Db, NewUser, Role, StoreError};
+use crate::{auth, demo, telemetry, App};
+
+#[derive(Debug, Parser)]
+#[command(name = "jobers", version, about = "Jobers: realtime omnichannel hiring workspace")]
+pub struct Cli {
+    /// TOML configuration file (settings in `JOBERS_*` variables override it).
+    #[arg(long, global = true, env = "JOBERS_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Run the hub with a demo company and demo staff (created when missing).
+    Demo,
+    /// Operator tools: tenants, users, passwords.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant (a customer company).
+    CreateTenant {
+        /// Short name typed at login, e.g. `acme`.
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Create a staff user in a tenant. Without --password, one is generated and printed.
+    CreateUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = parse_role, default_value = "recruiter")]
+        role: Role,
+        #[arg(long, env = "JOBERS_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+    /// Set a user's password and end all their sessions. Without --password, one is
+    /// generated and printed.
+    ResetPassword {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "JOBERS_ADMIN_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| "role must be admin, supervisor or recruiter".into())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    telemetry::init_logs(&config);
+    match cli.command {
+        Command::Serve => serve(config, false).await,
+        Command::Demo => serve(config, true).await,
+        Command::Migrate => {
+            let db = Db::connect(&config.effective_database_url(), 2).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(cmd) => admin(config, cmd).await,
+    }
+}
+
+async fn serve(config: Config, demo_mode: bool) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let app = App::build(config, listener).await?;
+    let url = format!("http://{}", app.local_addr());
+    if demo_mode {
+        let logins = demo::seed(app.db(), app.auth()).await?;
+        demo::print_banner(&url, logins);
+    }
+    tracing::info!(%url, "listening");
+    app.run(crate::shutdown_signal()).await
+}
+
+fn generated_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    let db = Db::connect(&config.effective_database_url(), 2).await?;
+    db.migrate().await?;
+    let hasher =
+        auth::PasswordHasher::new(config.auth.argon2_memory_kib, config.auth.argon2_iterations)?;
+    match cmd {
+        AdminCommand::CreateTenant { slug, name } => {
+            let slug = slug.trim().to_lowercase();
+            anyhow::ensure!(
+                !slug.is_empty()
+                    && slug.len() <= 63
+                    && slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "the slug must be 1-63 latin letters, digits or dashes"
+            );
+            let tenant = match db.create_tenant(&slug, name.trim()).await {
+                Err(StoreError::Conflict(_)) => anyhow::bail!("a tenant with slug {slug} exists"),
+                other => other?,
+            };
+            println!("created tenant {} ({}) id={}", tenant.slug, tenant.name, tenant.id);
+        }
+        AdminCommand::CreateUser {
+            tenant,
+            email,
+            name,
+            role,
+            password,
+        } => {
+            let tenant = db.tenant_by_slug(&tenant).await.context("no such tenant")?;
+            let (password, generated) = password_or_generated(password)?;
+            let user = match db
+                .for_tenant(&tenant.id)
+                .create_user(NewUser {
+                    email,
+                    name,
+                    role,
+                    department_id: None,
+                    phone: None,
+                    title: None,
+                    password_hash: hasher.hash(&password).await?,
+                })
+                .await
+            {
+                Err(StoreError::Conflict(_)) => anyhow::bail!("a user with this email exists"),
+                other => other?,
+            };
+            println!(
+                "created {} {} <{}> in {} id={}",
+                user.role.as_str(),
+                user.name,
+                user.email,
+                tenant.slug,
+                user.id
+            );
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::ResetPassword {
+            tenant,
+            email,
+            password,
+        } => {
+            let tenant = db.tenant_by_slug(&tenant).await.context("no such tenant")?;
+            let tdb = db.for_tenant(&tenant.id);
+            let creds = tdb.credentials_by_email(&email).await.context("no such user")?;
+            let (password, generated) = password_or_generated(password)?;
+            tdb.set_password(&creds.id, &hasher.hash(&password).await?, None)
+                .await?;
+            println!("password reset for {email}; all sessions ended");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+fn password_or_generated(password: Option<String>) -> anyhow::Result<(String, bool)> {
+    match password {
+        Some(p) => {
+            auth::password::check_policy(&p).map_err(|m| anyhow::anyhow!(m))?;
+            Ok((p, false))
+        }
+        None => Ok((generated_password(), true)),
+    }
+}

@@ -1,0 +1,230 @@
+//! Typed configuration: built-in defaults, then an optional TOML file, then `JOBERS_*`
+//! environment variables (nested keys with `__`, e.g. `JOBERS_AUTH__ACCESS_TOKEN_TTL_SECS`).
+//! Every setting is listed in `docs/configuration.md`. Secrets are wrapped in [`Secret`] so
+//! that `Debug` and logs never print them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+    /// The wrapped value; call sites that use it say so explicitly.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<T> fmt::Display for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP and WebSocket server binds to.
+    pub listen: SocketAddr,
+    /// Where the embedded database, blobs and the generated token key live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite at `<data_dir>/jobers.db`.
+    pub database_url: Option<Secret<String>>,
+    /// Upper bound of the database connection pool.
+    pub database_max_connections: u32,
+    pub log_format: LogFormat,
+    /// A `tracing_subscriber::EnvFilter` directive, e.g. `info,jobers=debug`.
+    pub log_filter: String,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Key that signs access tokens (HS256). When empty, a random key is generated once and
+    /// kept in `<data_dir>/token.key`; several nodes must share one key, so set it there.
+    pub token_secret: Option<Secret<String>>,
+    /// Lifetime of an access token. Short, because it is the one sent with every request.
+    pub access_token_ttl_secs: u64,
+    /// A session ends when its refresh token has not been used for this long.
+    pub refresh_token_ttl_secs: u64,
+    /// Argon2id memory cost in KiB (OWASP's minimum recommendation is 19 MiB).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Failed logins for one account within `lockout_window_secs` that lock it for the rest
+    /// of that window.
+    pub max_failures_per_account: u32,
+    /// Failed logins from one source address within the window that block that source.
+    pub max_failures_per_source: u32,
+    pub lockout_window_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted request body for JSON endpoints.
+    pub max_body_bytes: usize,
+    /// Origins allowed to call the API from another site. Empty: same origin only.
+    pub cors_allowed_origins: Vec<String>,
+    /// A request that takes longer than this is answered with 408 and dropped.
+    pub request_timeout_secs: u64,
+    /// Directory with the built web client, served at `/`. Empty: `web-client/dist` when
+    /// it exists.
+    pub web_root: Option<PathBuf>,
+    /// Whether the refresh cookie is marked `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Take the client address from the last `X-Forwarded-For` hop (set when a reverse
+    /// proxy such as nginx is in front; never when clients connect directly).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            database_max_connections: 16,
+            log_format: LogFormat::Human,
+            log_filter: "info".into(),
+            auth: AuthConfig {
+                token_secret: None,
+                access_token_ttl_secs: 15 * 60,
+                refresh_token_ttl_secs: 30 * 24 * 3600,
+                argon2_memory_kib: 19 * 1024,
+                argon2_iterations: 2,
+                max_failures_per_account: 5,
+                max_failures_per_source: 30,
+                lockout_window_secs: 15 * 60,
+            },
+            http: HttpConfig {
+                max_body_bytes: 1024 * 1024,
+                cors_allowed_origins: Vec::new(),
+                request_timeout_secs: 30,
+                web_root: None,
+                secure_cookies: false,
+                trust_forwarded_for: false,
+            },
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+impl Config {
+    /// Defaults, then `file` (when given), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::figment(file, Env::prefixed("JOBERS_").split("__"))
+    }
+
+    fn figment(file: Option<&Path>, env: Env) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment
+            .merge(env.filter(|key| key != "config" && !key.as_str().starts_with("test_")))
+            .extract()
+            .map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The database URL in force: the configured one or the embedded SQLite file.
+    pub fn effective_database_url(&self) -> Secret<String> {
+        match &self.database_url {
+            Some(url) if !url.expose().is_empty() => url.clone(),
+            _ => Secret::new(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("jobers.db").display()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut config = Config {
+            database_url: Some(Secret::new("postgres://u:hunter2@db/jobers".into())),
+            ..Default::default()
+        };
+        config.auth.token_secret = Some(Secret::new("very-secret-key".into()));
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("very-secret-key"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "jobers.toml",
+                "listen = \"127.0.0.1:9000\"\nlog_filter = \"debug\"\n[auth]\naccess_token_ttl_secs = 60\n",
+            )?;
+            jail.set_env("JOBERS_LISTEN", "127.0.0.1:9100");
+            jail.set_env("JOBERS_AUTH__MAX_FAILURES_PER_ACCOUNT", "3");
+            jail.set_env("JOBERS_DATABASE_URL", "postgres://localhost/x");
+            let config = Config::load(Some(Path::new("jobers.toml"))).expect("loads");
+            assert_eq!(config.listen.port(), 9100);
+            assert_eq!(config.log_filter, "debug");
+            assert_eq!(config.auth.access_token_ttl_secs, 60);
+            assert_eq!(config.auth.max_failures_per_account, 3);
+            assert_eq!(config.auth.refresh_token_ttl_secs, 30 * 24 * 3600);
+            assert_eq!(
+                config.effective_database_url().expose(),
+                "postgres://localhost/x"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_settings_are_an_error_not_ignored() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("jobers.toml", "listn = \"127.0.0.1:9000\"\n")?;
+            let err = Config::load(Some(Path::new("jobers.toml"))).unwrap_err();
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn default_database_is_sqlite_under_the_data_dir() {
+        let config = Config::default();
+        let url = config.effective_database_url();
+        assert!(url.expose().starts_with("sqlite://"));
+        assert!(url.expose().contains("jobers.db"));
+    }
+}

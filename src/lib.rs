@@ -1,0 +1,149 @@
+//! Jobers: the hub of a realtime omnichannel hiring workspace.
+//!
+//! [`App::build`] wires configuration, the store, the authorization service and the HTTP
+//! surface around an already-bound listener, so that `main`, the integration tests and the
+//! load tests all run the same server (tests on port 0).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::AuthService;
+use crate::config::Config;
+use crate::http::AppState;
+use crate::store::Db;
+
+/// Bytes of a generated access-token signing key.
+const GENERATED_KEY_BYTES: usize = 32;
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl App {
+    /// Connects and migrates the database and builds the router. Nothing is served until
+    /// [`App::run`].
+    pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<App> {
+        let db = Db::connect(&config.effective_database_url(), config.database_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("applying migrations")?;
+        let secret = token_secret(&config)?;
+        let auth = AuthService::new(db.clone(), &secret, config.auth.clone())?;
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            auth,
+            metrics: telemetry::metrics_handle(),
+        };
+        Ok(App {
+            router: http::router(state.clone()),
+            listener,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.state.db
+    }
+
+    pub fn auth(&self) -> &AuthService {
+        &self.state.auth
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
+    /// finish and closes the database pool.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let db = self.state.db.clone();
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving")?;
+        db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// The configured signing key, or one generated once and kept in the data directory.
+fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.auth.token_secret {
+        let bytes = secret.expose().as_bytes().to_vec();
+        anyhow::ensure!(
+            bytes.len() >= 32,
+            "auth.token_secret must be at least 32 bytes long"
+        );
+        return Ok(bytes);
+    }
+    let path = config.data_dir.join("token.key");
+    read_or_create_key(&path)
+}
+
+fn read_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return hex::decode(text.trim()).with_context(|| format!("reading {}", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut key = vec![0u8; GENERATED_KEY_BYTES];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        file.write_all(hex::encode(&key).as_bytes())?;
+    }
+    Ok(key)
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown requested; draining");
+}

@@ -1,0 +1,287 @@
+//! The store: one database interface over SQLite (embedded default) and PostgreSQL.
+//!
+//! Business logic is written once against sqlx's `Any` driver; the SQL is shared (both
+//! backends accept `$n` parameters, `RETURNING` and `ON CONFLICT`), only the migrations
+//! differ. Values are kept to types both backends read alike: text ids (UUIDv7), 64-bit
+//! integer times in Unix milliseconds, nullable timestamps instead of booleans.
+//!
+//! Tenant isolation lives here, in one place: every tenant-owned table is reached only
+//! through [`TenantDb`], whose every query binds its `tenant_id`. A `TenantDb` is made from an
+//! authenticated [`crate::auth::Principal`] (which only the auth layer can construct) or,
+//! for operator commands, explicitly by tenant id. HTTP handlers never see the pool.
+
+mod audit;
+mod departments;
+mod sessions;
+mod tenants;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, ConnectOptions, Executor};
+
+pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use departments::Department;
+pub use sessions::{RefreshOutcome, SessionInfo, SessionRecord};
+pub use tenants::Tenant;
+pub use users::{normalize_email, Credentials, NewUser, Role, User, UserPatch};
+
+use crate::config::Secret;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// How long a query waits for a pool connection before the request fails with 503-ish
+/// `database_unavailable` instead of hanging.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique or foreign-key constraint refused the write; the string names what clashed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A referenced row (named) does not exist in this tenant.
+    #[error("unknown {0}")]
+    UnknownReference(&'static str),
+    #[error("unsupported database url (expected sqlite:// or postgres://)")]
+    UnsupportedUrl,
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().unwrap_or("unique").to_string())
+            }
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
+                StoreError::Conflict(db.constraint().unwrap_or("reference").to_string())
+            }
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Milliseconds since the Unix epoch: the time unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A new time-sortable id (UUIDv7).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub(crate) fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Readiness of the database for `/readyz`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub reachable: bool,
+    pub migrations_applied: bool,
+    pub pending_migrations: Vec<i64>,
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("backend", &self.backend).finish()
+    }
+}
+
+impl Db {
+    /// Opens a pool. SQLite runs in WAL mode with foreign keys on; the file and its
+    /// directory are created when missing.
+    pub async fn connect(url: &Secret<String>, max_connections: u32) -> StoreResult<Db> {
+        sqlx::any::install_default_drivers();
+        let raw = url.expose();
+        let backend = if raw.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if raw.starts_with("postgres:") || raw.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        if backend == Backend::Sqlite {
+            if let Some(dir) = sqlite_file(raw).and_then(|p| p.parent().map(|d| d.to_owned())) {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(e.into()))?;
+                }
+            }
+        }
+        let options = AnyConnectOptions::from_str(raw)?.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // busy_timeout: writers queue for the file lock instead of failing.
+                        conn.execute(
+                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                             PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL;").await?;
+        }
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Applies every pending migration of this backend.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        self.migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers and every migration this build knows is applied.
+    pub async fn readiness(&self) -> Readiness {
+        let reachable = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
+        let applied: Vec<i64> = if reachable {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let pending: Vec<i64> = self
+            .migrator()
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect();
+        Readiness {
+            reachable,
+            migrations_applied: reachable && pending.is_empty(),
+            pending_migrations: pending,
+        }
+    }
+
+    /// Connections open and idle, for `/metrics`.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// The tenant-scoped view used by request handlers: made from an authenticated
+    /// principal, so its tenant is the caller's own.
+    pub fn for_principal(&self, principal: &crate::auth::Principal) -> TenantDb {
+        TenantDb {
+            db: self.clone(),
+            tenant_id: principal.tenant_id().to_string(),
+        }
+    }
+
+    /// The tenant-scoped view for operator commands (`jobers admin`), login and token
+    /// refresh, where the tenant is known before any principal exists.
+    pub fn for_tenant(&self, tenant_id: &str) -> TenantDb {
+        TenantDb {
+            db: self.clone(),
+            tenant_id: tenant_id.to_string(),
+        }
+    }
+}
+
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(std::path::PathBuf::from(path))
+}
+
+/// Everything one tenant owns. Each query binds `tenant_id`; there is no other way in.
+#[derive(Clone, Debug)]
+pub struct TenantDb {
+    db: Db,
+    tenant_id: String,
+}
+
+impl TenantDb {
+    pub fn tenant_id(&self) -> &str {
+        &self.tenant_id
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.db.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_paired() {
+        let names = |m: &Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
+        assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+
+    #[test]
+    fn sqlite_file_is_read_from_the_url() {
+        assert_eq!(
+            sqlite_file("sqlite://data/jobers.db?mode=rwc"),
+            Some("data/jobers.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let a = new_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_id();
+        assert!(a < b, "{a} !< {b}");
+    }
+}
