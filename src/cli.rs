@@ -11,7 +11,11 @@ use crate::store::{Db, NewUser, Role, StoreError};
 use crate::{auth, demo, telemetry, App};
 
 #[derive(Debug, Parser)]
-#[command(name = "jobers", version, about = "Jobers: realtime omnichannel hiring workspace")]
+#[command(
+    name = "jobers",
+    version,
+    about = "Jobers: realtime omnichannel hiring workspace"
+)]
 pub struct Cli {
     /// TOML configuration file (settings in `JOBERS_*` variables override it).
     #[arg(long, global = true, env = "JOBERS_CONFIG")]
@@ -129,7 +133,10 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 Err(StoreError::Conflict(_)) => anyhow::bail!("a tenant with slug {slug} exists"),
                 other => other?,
             };
-            println!("created tenant {} ({}) id={}", tenant.slug, tenant.name, tenant.id);
+            println!(
+                "created tenant {} ({}) id={}",
+                tenant.slug, tenant.name, tenant.id
+            );
         }
         AdminCommand::CreateUser {
             tenant,
@@ -175,7 +182,10 @@ async fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         } => {
             let tenant = db.tenant_by_slug(&tenant).await.context("no such tenant")?;
             let tdb = db.for_tenant(&tenant.id);
-            let creds = tdb.credentials_by_email(&email).await.context("no such user")?;
+            let creds = tdb
+                .credentials_by_email(&email)
+                .await
+                .context("no such user")?;
             let (password, generated) = password_or_generated(password)?;
             tdb.set_password(&creds.id, &hasher.hash(&password).await?, None)
                 .await?;

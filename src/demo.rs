@@ -15,10 +15,26 @@ pub struct DemoLogin {
 }
 
 pub const DEMO_USERS: &[DemoLogin] = &[
-    DemoLogin { email: "admin@demo.jobers.local", name: "Анна Админова", role: Role::Admin },
-    DemoLogin { email: "supervisor@demo.jobers.local", name: "Сергей Руководов", role: Role::Supervisor },
-    DemoLogin { email: "olga@demo.jobers.local", name: "Ольга Подборова", role: Role::Recruiter },
-    DemoLogin { email: "ivan@demo.jobers.local", name: "Иван Наймов", role: Role::Recruiter },
+    DemoLogin {
+        email: "admin@demo.jobers.local",
+        name: "Анна Админова",
+        role: Role::Admin,
+    },
+    DemoLogin {
+        email: "supervisor@demo.jobers.local",
+        name: "Сергей Руководов",
+        role: Role::Supervisor,
+    },
+    DemoLogin {
+        email: "olga@demo.jobers.local",
+        name: "Ольга Подборова",
+        role: Role::Recruiter,
+    },
+    DemoLogin {
+        email: "ivan@demo.jobers.local",
+        name: "Иван Наймов",
+        role: Role::Recruiter,
+    },
 ];
 
 /// Creates the demo tenant, its departments and users when they do not exist yet.

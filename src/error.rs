@@ -133,7 +133,10 @@ fn on_constraint(what: &str) -> ApiError {
     let (code, message) = if what.contains("users") && what.contains("email") {
         ("email_taken", "a user with this email already exists")
     } else if what.contains("departments") {
-        ("department_exists", "a department with this name already exists")
+        (
+            "department_exists",
+            "a department with this name already exists",
+        )
     } else if what.contains("tenants") {
         ("tenant_exists", "a tenant with this slug already exists")
     } else {

@@ -39,9 +39,12 @@ impl App {
     /// Connects and migrates the database and builds the router. Nothing is served until
     /// [`App::run`].
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<App> {
-        let db = Db::connect(&config.effective_database_url(), config.database_max_connections)
-            .await
-            .context("connecting to the database")?;
+        let db = Db::connect(
+            &config.effective_database_url(),
+            config.database_max_connections,
+        )
+        .await
+        .context("connecting to the database")?;
         db.migrate().await.context("applying migrations")?;
         let secret = token_secret(&config)?;
         let auth = AuthService::new(db.clone(), &secret, config.auth.clone())?;
@@ -59,7 +62,9 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn db(&self) -> &Db {
@@ -72,7 +77,10 @@ impl App {
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish and closes the database pool.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         axum::serve(
             self.listener,

@@ -130,7 +130,10 @@ impl AuthService {
         };
         let ok = self
             .hasher
-            .verify(&req.password, creds.as_ref().map(|c| c.password_hash.as_str()))
+            .verify(
+                &req.password,
+                creds.as_ref().map(|c| c.password_hash.as_str()),
+            )
             .await;
         let Some(creds) = creds.filter(|_| ok) else {
             self.db
@@ -279,18 +282,26 @@ impl AuthService {
             TokenError::Expired => {
                 ApiError::unauthorized("token_expired", "the access token has expired; refresh it")
             }
-            TokenError::Invalid => ApiError::unauthorized("invalid_token", "the access token is not valid"),
+            TokenError::Invalid => {
+                ApiError::unauthorized("invalid_token", "the access token is not valid")
+            }
         })?;
         let tdb = self.db.for_tenant(&claims.tid);
         let record = match tdb.session_record(&claims.sid).await {
             Ok(r) => r,
             Err(StoreError::NotFound) => {
-                return Err(ApiError::unauthorized("invalid_token", "the access token is not valid"))
+                return Err(ApiError::unauthorized(
+                    "invalid_token",
+                    "the access token is not valid",
+                ))
             }
             Err(e) => return Err(e.into()),
         };
         if record.user_id != claims.sub {
-            return Err(ApiError::unauthorized("invalid_token", "the access token is not valid"));
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the access token is not valid",
+            ));
         }
         if record.deactivated_at.is_some() {
             return Err(ApiError::unauthorized(

@@ -42,7 +42,11 @@ impl TokenKeys {
     }
 
     pub fn issue(&self, claims: &AccessClaims) -> anyhow::Result<String> {
-        Ok(encode(&Header::new(Algorithm::HS256), claims, &self.encoding)?)
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {

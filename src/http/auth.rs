@@ -30,7 +30,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 fn refresh_cookie(state: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if state.config.http.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.config.http.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     HeaderValue::from_str(&format!(
         "{REFRESH_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
@@ -41,7 +45,9 @@ fn with_tokens(state: &AppState, pair: TokenPair) -> Response {
     let cookie = refresh_cookie(state, &pair.refresh_token, pair.refresh_expires_in);
     let mut response = axum::Json(pair).into_response();
     response.headers_mut().insert(header::SET_COOKIE, cookie);
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -128,7 +134,9 @@ async fn logout(
         (Err(e), None) => return Err(e),
     };
     let p = &user.principal;
-    user.db.revoke_session(p.user_id(), p.session_id(), "logout").await?;
+    user.db
+        .revoke_session(p.user_id(), p.session_id(), "logout")
+        .await?;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),
@@ -157,7 +165,10 @@ async fn logout_all(
     client: ClientInfo,
 ) -> ApiResult<Response> {
     let p = &user.principal;
-    let revoked = user.db.revoke_all_sessions(p.user_id(), "logout_everywhere").await?;
+    let revoked = user
+        .db
+        .revoke_all_sessions(p.user_id(), "logout_everywhere")
+        .await?;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),
@@ -194,7 +205,9 @@ async fn revoke_session(
     Path(session_id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let p = &user.principal;
-    user.db.revoke_session(p.user_id(), &session_id, "revoked_by_user").await?;
+    user.db
+        .revoke_session(p.user_id(), &session_id, "revoked_by_user")
+        .await?;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),

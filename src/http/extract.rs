@@ -26,7 +26,10 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts).ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "an access token is required (Authorization: Bearer …)")
+            ApiError::unauthorized(
+                "missing_token",
+                "an access token is required (Authorization: Bearer …)",
+            )
         })?;
         let principal = state.auth.authenticate(token).await?;
         let db = state.db.for_principal(&principal);
@@ -130,10 +133,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::BadRequest {
-                code: "invalid_query",
-                message: e.body_text(),
-            }),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => {
+                Err(ApiError::BadRequest {
+                    code: "invalid_query",
+                    message: e.body_text(),
+                })
+            }
             Err(e) => Err(ApiError::BadRequest {
                 code: "invalid_query",
                 message: e.body_text(),

@@ -76,7 +76,9 @@ pub fn router(state: AppState) -> Router {
     let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
-            OpenApiRouter::new().merge(auth::router()).merge(users::router()),
+            OpenApiRouter::new()
+                .merge(auth::router())
+                .merge(users::router()),
         )
         .merge(ops::router())
         .split_for_parts();
@@ -94,7 +96,10 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), reject_cross_origin))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reject_cross_origin,
+        ))
         .layer(middleware::from_fn(record_metrics));
 
     if !state.config.http.cors_allowed_origins.is_empty() {
@@ -108,7 +113,13 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE])
+                .allow_methods([
+                    Method::GET,
+                    Method::POST,
+                    Method::PATCH,
+                    Method::PUT,
+                    Method::DELETE,
+                ])
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
                 .max_age(Duration::from_secs(600)),
         );
@@ -163,7 +174,14 @@ async fn reject_cross_origin(State(state): State<AppState>, req: Request, next: 
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-        let allowed = |o: &str| state.config.http.cors_allowed_origins.iter().any(|a| a == o);
+        let allowed = |o: &str| {
+            state
+                .config
+                .http
+                .cors_allowed_origins
+                .iter()
+                .any(|a| a == o)
+        };
         let cross = match origin {
             Some(o) if allowed(o) => false,
             Some("null") => true,

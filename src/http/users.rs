@@ -11,8 +11,8 @@ use utoipa_axum::routes;
 
 use super::extract::{nullable, AuthUser, Json, Query};
 use super::AppState;
-use crate::auth::service::ClientInfo;
 use crate::auth::password::check_policy;
+use crate::auth::service::ClientInfo;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{
     AuditEntry, AuditQuery, Department, NewAuditEntry, NewUser, Role, Tenant, User, UserPatch,
@@ -26,7 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activate_user))
         .routes(routes!(reset_password))
         .routes(routes!(list_departments, create_department))
-        .routes(routes!(get_department, rename_department, delete_department))
+        .routes(routes!(
+            get_department,
+            rename_department,
+            delete_department
+        ))
         .routes(routes!(me, update_me))
         .routes(routes!(change_password))
         .routes(routes!(list_audit))
@@ -54,12 +58,19 @@ fn check_email(email: &str) -> ApiResult<()> {
     let e = email.trim();
     let valid = e.len() <= 254
         && !e.contains(char::is_whitespace)
-        && e.split_once('@')
-            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
+        && e.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
     if valid {
         Ok(())
     } else {
-        Err(ApiError::unprocessable("invalid_email", "this is not a valid email address"))
+        Err(ApiError::unprocessable(
+            "invalid_email",
+            "this is not a valid email address",
+        ))
     }
 }
 
@@ -81,7 +92,10 @@ pub struct UserListQuery {
 #[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
     params(UserListQuery),
     responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody)))]
-async fn list_users(user: AuthUser, Query(q): Query<UserListQuery>) -> ApiResult<axum::Json<Vec<User>>> {
+async fn list_users(
+    user: AuthUser,
+    Query(q): Query<UserListQuery>,
+) -> ApiResult<axum::Json<Vec<User>>> {
     Ok(axum::Json(
         user.db
             .list_users(
@@ -242,7 +256,12 @@ async fn update_user(
     Ok(axum::Json(after))
 }
 
-async fn set_active(user: AuthUser, client: ClientInfo, user_id: String, active: bool) -> ApiResult<axum::Json<User>> {
+async fn set_active(
+    user: AuthUser,
+    client: ClientInfo,
+    user_id: String,
+    active: bool,
+) -> ApiResult<axum::Json<User>> {
     user.principal.require(Role::Admin)?;
     if !active && user_id == user.principal.user_id() {
         return Err(ApiError::Conflict {
@@ -254,7 +273,11 @@ async fn set_active(user: AuthUser, client: ClientInfo, user_id: String, active:
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
-            action: if active { "user_activated" } else { "user_deactivated" },
+            action: if active {
+                "user_activated"
+            } else {
+                "user_deactivated"
+            },
             target_type: Some("user"),
             target_id: Some(&user_id),
             source: client.source.as_deref(),
@@ -268,7 +291,11 @@ async fn set_active(user: AuthUser, client: ClientInfo, user_id: String, active:
 #[utoipa::path(post, path = "/users/{user_id}/deactivate", tag = "users", security(("bearer" = [])),
     params(("user_id" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
-async fn deactivate_user(user: AuthUser, client: ClientInfo, Path(user_id): Path<String>) -> ApiResult<axum::Json<User>> {
+async fn deactivate_user(
+    user: AuthUser,
+    client: ClientInfo,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
     set_active(user, client, user_id, false).await
 }
 
@@ -276,7 +303,11 @@ async fn deactivate_user(user: AuthUser, client: ClientInfo, Path(user_id): Path
 #[utoipa::path(post, path = "/users/{user_id}/activate", tag = "users", security(("bearer" = [])),
     params(("user_id" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
-async fn activate_user(user: AuthUser, client: ClientInfo, Path(user_id): Path<String>) -> ApiResult<axum::Json<User>> {
+async fn activate_user(
+    user: AuthUser,
+    client: ClientInfo,
+    Path(user_id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
     set_active(user, client, user_id, true).await
 }
 
@@ -357,7 +388,10 @@ async fn create_department(
 #[utoipa::path(get, path = "/departments/{department_id}", tag = "departments", security(("bearer" = [])),
     params(("department_id" = String, Path)),
     responses((status = 200, body = Department), (status = 404, body = ErrorBody)))]
-async fn get_department(user: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<Department>> {
+async fn get_department(
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Department>> {
     Ok(axum::Json(user.db.department(&id).await?))
 }
 
@@ -372,14 +406,20 @@ async fn rename_department(
 ) -> ApiResult<axum::Json<Department>> {
     user.principal.require(Role::Admin)?;
     check_len("name", &req.name, 1, 100)?;
-    Ok(axum::Json(user.db.rename_department(&id, req.name.trim()).await?))
+    Ok(axum::Json(
+        user.db.rename_department(&id, req.name.trim()).await?,
+    ))
 }
 
 /// Delete a department (admin); its members stay, without a department.
 #[utoipa::path(delete, path = "/departments/{department_id}", tag = "departments", security(("bearer" = [])),
     params(("department_id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
-async fn delete_department(user: AuthUser, client: ClientInfo, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_department(
+    user: AuthUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     user.principal.require(Role::Admin)?;
     user.db.delete_department(&id).await?;
     user.db
@@ -509,7 +549,10 @@ async fn change_password(
 #[utoipa::path(get, path = "/audit", tag = "audit", security(("bearer" = [])),
     params(AuditQuery),
     responses((status = 200, body = Vec<AuditEntry>), (status = 403, body = ErrorBody)))]
-async fn list_audit(user: AuthUser, Query(q): Query<AuditQuery>) -> ApiResult<axum::Json<Vec<AuditEntry>>> {
+async fn list_audit(
+    user: AuthUser,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<axum::Json<Vec<AuditEntry>>> {
     user.principal.require(Role::Admin)?;
     Ok(axum::Json(user.db.audit_entries(&q).await?))
 }

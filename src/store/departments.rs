@@ -83,11 +83,13 @@ impl TenantDb {
     /// Deletes a department; its users stay, without a department.
     pub async fn delete_department(&self, id: &str) -> StoreResult<()> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE users SET department_id = NULL WHERE tenant_id = $1 AND department_id = $2")
-            .bind(&self.tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET department_id = NULL WHERE tenant_id = $1 AND department_id = $2",
+        )
+        .bind(&self.tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM departments WHERE tenant_id = $1 AND id = $2")
             .bind(&self.tenant_id)
             .bind(id)

@@ -48,7 +48,7 @@ pub enum Backend {
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A unique or foreign-key constraint refused the write; the string names what clashed.
+    /// A unique or foreign-key constraint refused the write; the text names what clashed.
     #[error("conflict: {0}")]
     Conflict(String),
     /// A referenced row (named) does not exist in this tenant.
@@ -66,11 +66,15 @@ impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Conflict(db.constraint().unwrap_or("unique").to_string())
-            }
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::Conflict(db.constraint().unwrap_or("reference").to_string())
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() =>
+            {
+                // The constraint name (PostgreSQL) and the message (SQLite names the columns).
+                StoreError::Conflict(format!(
+                    "{} {}",
+                    db.constraint().unwrap_or(""),
+                    db.message()
+                ))
             }
             _ => StoreError::Database(err),
         }
@@ -109,7 +113,9 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("backend", &self.backend).finish()
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -228,7 +234,9 @@ impl Db {
 }
 
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;

@@ -198,7 +198,11 @@ impl TenantDb {
     }
 
     /// The user's sessions that still work, newest first.
-    pub async fn list_sessions(&self, user_id: &str, current: &str) -> StoreResult<Vec<SessionInfo>> {
+    pub async fn list_sessions(
+        &self,
+        user_id: &str,
+        current: &str,
+    ) -> StoreResult<Vec<SessionInfo>> {
         let rows: Vec<SessionRow> = sqlx::query_as(
             "SELECT id, created_at, last_used_at, expires_at, user_agent, source FROM sessions \
              WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3 \
@@ -224,7 +228,12 @@ impl TenantDb {
     }
 
     /// Revokes one session of `user_id`.
-    pub async fn revoke_session(&self, user_id: &str, session_id: &str, reason: &str) -> StoreResult<()> {
+    pub async fn revoke_session(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        reason: &str,
+    ) -> StoreResult<()> {
         let done = sqlx::query(
             "UPDATE sessions SET revoked_at = $4, revoked_reason = $5 \
              WHERE tenant_id = $1 AND user_id = $2 AND id = $3 AND revoked_at IS NULL",

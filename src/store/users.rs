@@ -125,13 +125,12 @@ pub fn normalize_email(email: &str) -> String {
 impl TenantDb {
     async fn check_department(&self, department_id: Option<&str>) -> StoreResult<()> {
         if let Some(id) = department_id {
-            let found: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM departments WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&self.tenant_id)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT id FROM departments WHERE tenant_id = $1 AND id = $2")
+                    .bind(&self.tenant_id)
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
             if found.is_none() {
                 return Err(StoreError::UnknownReference("department"));
             }
@@ -184,7 +183,14 @@ impl TenantDb {
         let pattern = search
             .map(|s| s.trim().to_lowercase())
             .filter(|s| !s.is_empty())
-            .map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+            .map(|s| {
+                format!(
+                    "%{}%",
+                    s.replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_")
+                )
+            });
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
              AND ($2 IS NULL OR lower(name) LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\' \
@@ -219,8 +225,18 @@ impl TenantDb {
         ))
         .bind(&self.tenant_id)
         .bind(id)
-        .bind(patch.name.map(|n| n.trim().to_string()).unwrap_or(current.name))
-        .bind(patch.email.map(|e| normalize_email(&e)).unwrap_or(current.email))
+        .bind(
+            patch
+                .name
+                .map(|n| n.trim().to_string())
+                .unwrap_or(current.name),
+        )
+        .bind(
+            patch
+                .email
+                .map(|e| normalize_email(&e))
+                .unwrap_or(current.email),
+        )
         .bind(patch.role.unwrap_or(current.role).as_str())
         .bind(department_id)
         .bind(phone)

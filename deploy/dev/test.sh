@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs every test of Jobers: formatting, lints, unit and integration tests on SQLite and on
+# a real PostgreSQL server started here on loopback. Installs what it needs on Debian.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source deploy/dev/services.sh
+
+# Keep the build cache outside the checkout, so fresh clones reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobers/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+command -v cargo >/dev/null || { echo "cargo is required (Rust stable, https://rustup.rs)" >&2; exit 1; }
+apt_install build-essential pkg-config python3
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
+
+work=$(mktemp -d)
+trap 'stop_services; rm -rf "$work"' EXIT
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+log "building tests"
+cargo nextest run --locked --workspace --no-run
+
+start_postgres "$work/pg"
+
+log "tests on SQLite (embedded default)"
+JOBERS_TEST_DATABASE_URL= cargo nextest run --locked --workspace --no-fail-fast
+
+log "tests on PostgreSQL"
+cargo nextest run --locked --workspace --no-fail-fast

@@ -1,0 +1,309 @@
+//! Tenant isolation, attacked: with an admin token of tenant A, every route of the OpenAPI
+//! description is called with the ids of tenant B's objects. Nothing may leak (404 for
+//! routes that name an object; no B data in any listing) and nothing of B may change.
+//! Routes added later are covered automatically: a path parameter this test cannot fill
+//! fails the test until it is taught which of B's objects to use.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use jobers::store::Role;
+use reqwest::Method;
+use serde_json::{json, Map, Value};
+
+/// A value that satisfies the schema (enough to get past body validation, so that a 404
+/// means "not yours", not "bad body").
+fn example(schema: &Value, doc: &Value) -> Value {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.rsplit('/').next().unwrap();
+        return example(&doc["components"]["schemas"][name], doc);
+    }
+    if let Some(options) = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))
+        .and_then(Value::as_array)
+    {
+        return example(&options[0], doc);
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values[0].clone();
+    }
+    let ty = match &schema["type"] {
+        Value::Array(types) => types
+            .iter()
+            .find(|t| *t != "null")
+            .cloned()
+            .unwrap_or(Value::Null),
+        t => t.clone(),
+    };
+    match ty.as_str() {
+        Some("object") => {
+            let mut obj = Map::new();
+            let required: Vec<&str> = schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if let Some(props) = schema["properties"].as_object() {
+                for (name, prop) in props {
+                    if required.contains(&name.as_str()) {
+                        obj.insert(name.clone(), example(prop, doc));
+                    }
+                }
+            }
+            Value::Object(obj)
+        }
+        Some("array") => json!([]),
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(false),
+        _ => json!("isolation probe value"),
+    }
+}
+
+#[tokio::test]
+async fn every_route_refuses_another_tenants_objects() {
+    let app = spawn_app().await;
+    let a = app.workspace("alpha").await;
+    let b = app.workspace("bravo").await;
+
+    // Tenant B's objects.
+    let b_dep: Value = app
+        .post_json(
+            "/api/v1/departments",
+            Some(&b.access()),
+            json!({"name": "B secret department"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_user = app
+        .create_user(&b.tenant, "b-recruiter@bravo.test", Role::Recruiter)
+        .await;
+    let b_me: Value = app
+        .get("/api/v1/me", &b.access())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_session = b_me["session_id"].as_str().unwrap().to_string();
+    // Tenant A's own objects, for the control calls.
+    let a_dep: Value = app
+        .post_json(
+            "/api/v1/departments",
+            Some(&a.access()),
+            json!({"name": "A department"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_me: Value = app
+        .get("/api/v1/me", &a.access())
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let b_ids: HashMap<&str, String> = HashMap::from([
+        ("user_id", b_user.id.clone()),
+        ("department_id", b_dep["id"].as_str().unwrap().to_string()),
+        ("session_id", b_session.clone()),
+    ]);
+    let a_ids: HashMap<&str, String> = HashMap::from([
+        ("user_id", a.admin.id.clone()),
+        ("department_id", a_dep["id"].as_str().unwrap().to_string()),
+        (
+            "session_id",
+            a_me["session_id"].as_str().unwrap().to_string(),
+        ),
+    ]);
+    // Strings that must never appear in a response to tenant A.
+    let secrets = [
+        b_user.id.clone(),
+        b_user.email.clone(),
+        b.admin.id.clone(),
+        b.admin.email.clone(),
+        b_dep["id"].as_str().unwrap().to_string(),
+        "B secret department".to_string(),
+        b.tenant.id.clone(),
+        b_session.clone(),
+    ];
+
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut probed = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let body = op["requestBody"]["content"]["application/json"]["schema"].clone();
+            let body = (!body.is_null()).then(|| example(&body, &doc));
+            let fill = |ids: &HashMap<&str, String>| {
+                let mut p = path.clone();
+                for name in &params {
+                    let id = ids.get(name).unwrap_or_else(|| panic!("{path}: teach this test which object of tenant B to use for {{{name}}}"));
+                    p = p.replace(&format!("{{{name}}}"), id);
+                }
+                p
+            };
+            if params.is_empty() {
+                // Listings and singletons: must not contain B's data.
+                if method == Method::GET {
+                    let r = app.request(method.clone(), path, &a.access(), None).await;
+                    let text = r.text().await.unwrap();
+                    for s in &secrets {
+                        assert!(!text.contains(s.as_str()), "GET {path} leaked {s}: {text}");
+                    }
+                    probed += 1;
+                }
+                continue;
+            }
+            // Control: the route exists and works on A's own objects (GET only: safe).
+            if method == Method::GET {
+                let r = app
+                    .request(method.clone(), &fill(&a_ids), &a.access(), None)
+                    .await;
+                assert_eq!(r.status(), 200, "control GET {path} with A's ids");
+            }
+            let target = fill(&b_ids);
+            let r = app
+                .request(method.clone(), &target, &a.access(), body.clone())
+                .await;
+            let status = r.status();
+            let text = r.text().await.unwrap();
+            assert_eq!(
+                status, 404,
+                "{method} {path} with B's ids gave {status}: {text}"
+            );
+            for s in &secrets {
+                assert!(
+                    !text.contains(s.as_str()),
+                    "{method} {path} leaked {s}: {text}"
+                );
+            }
+            probed += 1;
+        }
+    }
+    assert!(probed >= 15, "only {probed} operations probed");
+
+    // Nothing of B changed.
+    let b_access = b.access();
+    assert_eq!(
+        app.get("/api/v1/me", &b_access).await.status(),
+        200,
+        "B's session survived"
+    );
+    let dep: Value = app
+        .get(
+            &format!("/api/v1/departments/{}", b_dep["id"].as_str().unwrap()),
+            &b_access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dep["name"], "B secret department");
+    let user: Value = app
+        .get(&format!("/api/v1/users/{}", b_user.id), &b_access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["active"], true);
+    assert_eq!(user["role"], "recruiter");
+    assert_eq!(user["name"], b_user.name.as_str());
+    app.login("bravo", &b_user.email, PASSWORD).await;
+}
+
+#[tokio::test]
+async fn an_access_token_cannot_be_replayed_against_another_tenant() {
+    let app = spawn_app().await;
+    let a = app.workspace("alpha").await;
+    let b = app.workspace("bravo").await;
+    // A token whose tenant claim names B but whose session is A's is refused.
+    let me: Value = app
+        .get("/api/v1/me", &a.access())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() as u64;
+    let claims = json!({"sub": a.admin.id, "tid": b.tenant.id, "sid": me["session_id"], "iat": now, "exp": now + 60, "typ": "access"});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_TOKEN_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_error(app.get("/api/v1/users", &token).await, 401, "invalid_token").await;
+    // B's refresh token cannot be re-labelled as A's.
+    let relabelled = b.refresh().replacen(&b.tenant.id, &a.tenant.id, 1);
+    let r = app
+        .post_json(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": relabelled}),
+        )
+        .await;
+    assert_error(r, 401, "invalid_refresh_token").await;
+}
+
+#[tokio::test]
+async fn the_same_email_may_exist_in_two_tenants_without_clashing() {
+    let app = spawn_app().await;
+    let a = app.workspace("alpha").await;
+    let b = app.workspace("bravo").await;
+    app.create_user(&a.tenant, "same@person.test", Role::Recruiter)
+        .await;
+    let in_b = app
+        .create_user(&b.tenant, "same@person.test", Role::Recruiter)
+        .await;
+    let t = app.login("bravo", "same@person.test", PASSWORD).await;
+    assert_eq!(t["user"]["id"], in_b.id.as_str());
+}
+
+#[tokio::test]
+async fn a_department_of_another_tenant_cannot_be_assigned() {
+    let app = spawn_app().await;
+    let a = app.workspace("alpha").await;
+    let b = app.workspace("bravo").await;
+    let b_dep: Value = app
+        .post_json(
+            "/api/v1/departments",
+            Some(&b.access()),
+            json!({"name": "B"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", a.admin.id),
+            &a.access(),
+            Some(json!({"department_id": b_dep["id"]})),
+        )
+        .await;
+    assert_error(r, 422, "unknown_department").await;
+    let r = app.post_json("/api/v1/users", Some(&a.access()),
+        json!({"email": "n@alpha.test", "name": "N", "role": "recruiter", "password": "long enough pw", "department_id": b_dep["id"]})).await;
+    assert_error(r, 422, "unknown_department").await;
+}
