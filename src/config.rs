@@ -59,8 +59,45 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A `tracing_subscriber::EnvFilter` directive, e.g. `info,jobers=debug`.
     pub log_filter: String,
+    /// `redis://…`: share events and presence with other nodes. Empty: this node is alone.
+    pub redis_url: Option<Secret<String>>,
+    /// This node's name in presence records; empty: host name and process id.
+    pub node_id: Option<String>,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub realtime: RealtimeConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Largest WebSocket frame a client may send.
+    pub max_frame_bytes: usize,
+    /// Connections this node accepts; past it, new ones are refused with 503. Bounded by
+    /// the process's open-file limit.
+    pub max_connections: usize,
+    /// Connections of one user (tabs, devices) at once; the oldest is closed past it.
+    pub max_connections_per_user: usize,
+    /// Frames per second a connection may send (sustained), with bursts of twice that.
+    pub frames_per_second: u32,
+    /// Frames queued for a connection before it counts as too slow and is disconnected
+    /// (it resumes from its position); bounds the hub's memory per client.
+    pub outgoing_queue: usize,
+    /// Time a new connection has to say `hello`.
+    pub hello_timeout_secs: u64,
+    /// Interval of server pings; a connection silent for three intervals is dropped.
+    pub heartbeat_secs: u64,
+    /// Without activity for this long, an online user shows as away.
+    pub idle_away_secs: u64,
+    /// After a user's last connection closes, they show as offline after this long (a page
+    /// reload does not flicker them offline).
+    pub offline_grace_secs: u64,
+    /// Presence changes are gathered for this long and sent as one frame.
+    pub presence_flush_ms: u64,
+    /// Events older than this are pruned; a client away longer gets `resync`.
+    pub event_retention_secs: u64,
+    /// Most events replayed on resume; a client further behind gets `resync`.
+    pub max_replay_events: i64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -90,6 +127,8 @@ pub struct AuthConfig {
 pub struct HttpConfig {
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: usize,
+    /// Largest file accepted by the upload endpoint.
+    pub max_upload_bytes: usize,
     /// Origins allowed to call the API from another site. Empty: same origin only.
     pub cors_allowed_origins: Vec<String>,
     /// A request that takes longer than this is answered with 408 and dropped.
@@ -113,6 +152,22 @@ impl Default for Config {
             database_max_connections: 16,
             log_format: LogFormat::Human,
             log_filter: "info".into(),
+            redis_url: None,
+            node_id: None,
+            realtime: RealtimeConfig {
+                max_frame_bytes: 64 * 1024,
+                max_connections: 19_000,
+                max_connections_per_user: 16,
+                frames_per_second: 20,
+                outgoing_queue: 1024,
+                hello_timeout_secs: 10,
+                heartbeat_secs: 20,
+                idle_away_secs: 300,
+                offline_grace_secs: 30,
+                presence_flush_ms: 100,
+                event_retention_secs: 7 * 24 * 3600,
+                max_replay_events: 10_000,
+            },
             auth: AuthConfig {
                 token_secret: None,
                 access_token_ttl_secs: 15 * 60,
@@ -125,6 +180,7 @@ impl Default for Config {
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,
+                max_upload_bytes: 20 * 1024 * 1024,
                 cors_allowed_origins: Vec::new(),
                 request_timeout_secs: 30,
                 web_root: None,
@@ -134,6 +190,9 @@ impl Default for Config {
         }
     }
 }
+
+/// `JOBERS_*` variables read by the command line, not by the configuration.
+const CLI_ONLY_VARS: &[&str] = &["config", "admin_password"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -151,7 +210,9 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(env.filter(|key| key != "config" && !key.as_str().starts_with("test_")))
+            .merge(env.filter(|key| {
+                !CLI_ONLY_VARS.contains(&key.as_str()) && !key.as_str().starts_with("test_")
+            }))
             .extract()
             .map_err(|e| ConfigError(Box::new(e)))
     }

@@ -5,11 +5,14 @@
 //! load tests all run the same server (tests on port 0).
 
 pub mod auth;
+pub mod blobs;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod realtime;
 pub mod store;
 pub mod telemetry;
 
@@ -22,8 +25,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::AuthService;
+use crate::blobs::Blobs;
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::http::AppState;
+use crate::realtime::Hub;
 use crate::store::Db;
 
 /// Bytes of a generated access-token signing key.
@@ -47,8 +53,14 @@ impl App {
         .context("connecting to the database")?;
         db.migrate().await.context("applying migrations")?;
         let secret = token_secret(&config)?;
-        let auth = AuthService::new(db.clone(), &secret, config.auth.clone())?;
+        let hub = Hub::start(db.clone(), &config)
+            .await
+            .context("starting the hub")?;
+        let auth = AuthService::new(db.clone(), hub.clone(), &secret, config.auth.clone())?;
         let state = AppState {
+            blobs: Blobs::local(config.data_dir.join("blobs")),
+            chat: Chat::new(hub.clone()),
+            hub,
             config: Arc::new(config),
             db,
             auth,
@@ -75,6 +87,10 @@ impl App {
         &self.state.auth
     }
 
+    pub fn hub(&self) -> &Hub {
+        &self.state.hub
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests
     /// finish and closes the database pool.
     pub async fn run(
@@ -82,6 +98,12 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let db = self.state.db.clone();
+        let hub = self.state.hub.clone();
+        let shutdown = async move {
+            shutdown.await;
+            // WebSocket connections are long-lived: tell them to go (to another node).
+            hub.close_all();
+        };
         axum::serve(
             self.listener,
             self.router

@@ -49,6 +49,7 @@ fn start_server(env: &Env, args: &[&str]) -> (Child, String, Vec<String>) {
     start_server_with(env, args, &[])
 }
 
+#[allow(clippy::zombie_processes)] // the caller stops and waits for the child
 fn start_server_with(
     env: &Env,
     args: &[&str],
@@ -233,6 +234,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
 }
 
 #[tokio::test]
+#[allow(clippy::zombie_processes)] // stopped with SIGTERM and waited for below
 async fn demo_seeds_a_company_and_prints_the_logins() {
     let env = env().await;
     let mut child = jobers(&env, &["demo"])

@@ -14,18 +14,18 @@ use reqwest::Method;
 use serde_json::{json, Map, Value};
 
 /// A value that satisfies the schema (enough to get past body validation, so that a 404
-/// means "not yours", not "bad body").
-fn example(schema: &Value, doc: &Value) -> Value {
+/// means "not yours", not "bad body"). Fields that name objects get tenant B's ids.
+fn example(schema: &Value, doc: &Value, b_ids: &HashMap<&str, String>) -> Value {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let name = r.rsplit('/').next().unwrap();
-        return example(&doc["components"]["schemas"][name], doc);
+        return example(&doc["components"]["schemas"][name], doc, b_ids);
     }
     if let Some(options) = schema
         .get("oneOf")
         .or_else(|| schema.get("anyOf"))
         .and_then(Value::as_array)
     {
-        return example(&options[0], doc);
+        return example(&options[0], doc, b_ids);
     }
     if let Some(values) = schema.get("enum").and_then(Value::as_array) {
         return values[0].clone();
@@ -47,8 +47,15 @@ fn example(schema: &Value, doc: &Value) -> Value {
                 .unwrap_or_default();
             if let Some(props) = schema["properties"].as_object() {
                 for (name, prop) in props {
-                    if required.contains(&name.as_str()) {
-                        obj.insert(name.clone(), example(prop, doc));
+                    if let Some(id) = b_ids.get(name.as_str()) {
+                        obj.insert(name.clone(), json!(id));
+                    } else if let Some(id) = name.strip_suffix("_ids").and_then(|n| b_ids.get(format!("{n}_id").as_str())) {
+                        obj.insert(name.clone(), json!([id]));
+                    } else if name == "add" || name == "attachments" {
+                        let key = if name == "add" { "user_id" } else { "upload_id" };
+                        obj.insert(name.clone(), json!([b_ids[key]]));
+                    } else if required.contains(&name.as_str()) {
+                        obj.insert(name.clone(), example(prop, doc, b_ids));
                     }
                 }
             }
@@ -88,6 +95,11 @@ async fn every_route_refuses_another_tenants_objects() {
         .await
         .unwrap();
     let b_session = b_me["session_id"].as_str().unwrap().to_string();
+    let b_room: Value = app.post_json("/api/v1/rooms", Some(&b.access()), json!({"name": "B secret room", "member_ids": [b_user.id]})).await.json().await.unwrap();
+    let b_room_id = b_room["id"].as_str().unwrap().to_string();
+    let b_msg: Value = app.post_json(&format!("/api/v1/rooms/{b_room_id}/messages"), Some(&b.access()), json!({"body": "B secret message"})).await.json().await.unwrap();
+    let b_upload: Value = app.client.post(app.url("/api/v1/uploads?name=b-secret.txt")).bearer_auth(b.access())
+        .header("content-type", "text/plain").body("B secret file").send().await.unwrap().json().await.unwrap();
     // Tenant A's own objects, for the control calls.
     let a_dep: Value = app
         .post_json(
@@ -105,11 +117,19 @@ async fn every_route_refuses_another_tenants_objects() {
         .json()
         .await
         .unwrap();
+    let a_room: Value = app.post_json("/api/v1/rooms", Some(&a.access()), json!({"name": "A room"})).await.json().await.unwrap();
+    let a_room_id = a_room["id"].as_str().unwrap().to_string();
+    let a_msg: Value = app.post_json(&format!("/api/v1/rooms/{a_room_id}/messages"), Some(&a.access()), json!({"body": "A message"})).await.json().await.unwrap();
+    let a_upload: Value = app.client.post(app.url("/api/v1/uploads?name=a.txt")).bearer_auth(a.access())
+        .header("content-type", "text/plain").body("A file").send().await.unwrap().json().await.unwrap();
 
     let b_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", b_user.id.clone()),
         ("department_id", b_dep["id"].as_str().unwrap().to_string()),
         ("session_id", b_session.clone()),
+        ("room_id", b_room_id.clone()),
+        ("message_id", b_msg["message"]["id"].as_str().unwrap().to_string()),
+        ("upload_id", b_upload["id"].as_str().unwrap().to_string()),
     ]);
     let a_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", a.admin.id.clone()),
@@ -118,6 +138,9 @@ async fn every_route_refuses_another_tenants_objects() {
             "session_id",
             a_me["session_id"].as_str().unwrap().to_string(),
         ),
+        ("room_id", a_room_id.clone()),
+        ("message_id", a_msg["message"]["id"].as_str().unwrap().to_string()),
+        ("upload_id", a_upload["id"].as_str().unwrap().to_string()),
     ]);
     // Strings that must never appear in a response to tenant A.
     let secrets = [
@@ -129,6 +152,11 @@ async fn every_route_refuses_another_tenants_objects() {
         "B secret department".to_string(),
         b.tenant.id.clone(),
         b_session.clone(),
+        b_room_id.clone(),
+        "B secret room".into(),
+        "B secret message".into(),
+        "B secret file".into(),
+        b_upload["id"].as_str().unwrap().to_string(),
     ];
 
     let doc: Value = app
@@ -154,7 +182,7 @@ async fn every_route_refuses_another_tenants_objects() {
                 })
                 .unwrap_or_default();
             let body = op["requestBody"]["content"]["application/json"]["schema"].clone();
-            let body = (!body.is_null()).then(|| example(&body, &doc));
+            let body = (!body.is_null()).then(|| example(&body, &doc, &b_ids));
             let fill = |ids: &HashMap<&str, String>| {
                 let mut p = path.clone();
                 for name in &params {
@@ -164,6 +192,21 @@ async fn every_route_refuses_another_tenants_objects() {
                 p
             };
             if params.is_empty() {
+                // Objects named in the body: B's ids must be refused, never linked.
+                let names_b = body.as_ref().is_some_and(|b| {
+                    let text = b.to_string();
+                    b_ids.values().any(|id| text.contains(id.as_str()))
+                });
+                if method != Method::GET && names_b {
+                    let r = app.request(method.clone(), path, &a.access(), body.clone()).await;
+                    let status = r.status();
+                    let text = r.text().await.unwrap();
+                    assert!(status == 404 || status == 422, "{method} {path} with B's ids in {body:?} gave {status}: {text}");
+                    for s in &secrets {
+                        assert!(!text.contains(s.as_str()), "{method} {path} leaked {s}: {text}");
+                    }
+                    probed += 1;
+                }
                 // Listings and singletons: must not contain B's data.
                 if method == Method::GET {
                     let r = app.request(method.clone(), path, &a.access(), None).await;
@@ -201,7 +244,7 @@ async fn every_route_refuses_another_tenants_objects() {
             probed += 1;
         }
     }
-    assert!(probed >= 15, "only {probed} operations probed");
+    assert!(probed >= 30, "only {probed} operations probed");
 
     // Nothing of B changed.
     let b_access = b.access();
@@ -230,6 +273,15 @@ async fn every_route_refuses_another_tenants_objects() {
     assert_eq!(user["role"], "recruiter");
     assert_eq!(user["name"], b_user.name.as_str());
     app.login("bravo", &b_user.email, PASSWORD).await;
+    let room: Value = app.get(&format!("/api/v1/rooms/{b_room_id}"), &b_access).await.json().await.unwrap();
+    assert_eq!(room["name"], "B secret room");
+    assert_eq!(room["member_ids"].as_array().unwrap().len(), 2, "no A user joined B's room");
+    let messages: Value = app.get(&format!("/api/v1/rooms/{b_room_id}/messages"), &b_access).await.json().await.unwrap();
+    assert_eq!(messages.as_array().unwrap().len(), 1);
+    assert_eq!(messages[0]["body"], "B secret message");
+    // And nothing of B's was pulled into A's room.
+    let a_messages: Value = app.get(&format!("/api/v1/rooms/{a_room_id}/messages"), &a.access()).await.json().await.unwrap();
+    assert!(!a_messages.to_string().contains("b-secret"), "{a_messages}");
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ use super::tokens::{self, AccessClaims, TokenError, TokenKeys};
 use super::Principal;
 use crate::config::AuthConfig;
 use crate::error::{ApiError, ApiResult};
+use crate::realtime::protocol::close;
+use crate::realtime::Hub;
 use crate::store::{
     new_id, now_ms, Db, NewAuditEntry, RefreshOutcome, Role, StoreError, TenantDb, User,
 };
@@ -49,14 +51,16 @@ pub struct ClientInfo {
 #[derive(Clone)]
 pub struct AuthService {
     db: Db,
+    hub: Hub,
     keys: TokenKeys,
     hasher: PasswordHasher,
     config: Arc<AuthConfig>,
 }
 
 impl AuthService {
-    pub fn new(db: Db, secret: &[u8], config: AuthConfig) -> anyhow::Result<Self> {
+    pub fn new(db: Db, hub: Hub, secret: &[u8], config: AuthConfig) -> anyhow::Result<Self> {
         Ok(Self {
+            hub,
             hasher: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
             db,
             keys: TokenKeys::new(secret),
@@ -267,6 +271,14 @@ impl AuthService {
                 })
                 .await?;
                 tracing::warn!(session = %session_id, "refresh token reuse: session revoked");
+                self.hub
+                    .kick_session(
+                        tenant_id,
+                        &session_id,
+                        close::SESSION_REVOKED,
+                        "session_revoked",
+                    )
+                    .await;
                 Err(ApiError::unauthorized(
                     "refresh_token_reused",
                     "this refresh token was already used; the session has been ended for safety",
@@ -329,8 +341,19 @@ impl AuthService {
             return Ok(());
         };
         let tdb = self.db.for_tenant(tenant_id);
-        tdb.revoke_session_by_refresh(&tokens::hash_refresh_token(presented))
-            .await?;
+        if let Some(session) = tdb
+            .revoke_session_by_refresh(&tokens::hash_refresh_token(presented))
+            .await?
+        {
+            self.hub
+                .kick_session(
+                    tenant_id,
+                    &session,
+                    close::SESSION_REVOKED,
+                    "session_revoked",
+                )
+                .await;
+        }
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use super::AppState;
 use crate::auth::service::ClientInfo;
 use crate::auth::{LoginRequest, TokenPair};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::realtime::protocol::close;
 use crate::store::{NewAuditEntry, SessionInfo};
 
 /// Name of the HttpOnly cookie that carries the refresh token for the web client.
@@ -137,6 +138,15 @@ async fn logout(
     user.db
         .revoke_session(p.user_id(), p.session_id(), "logout")
         .await?;
+    state
+        .hub
+        .kick_session(
+            p.tenant_id(),
+            p.session_id(),
+            close::SESSION_REVOKED,
+            "session_revoked",
+        )
+        .await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),
@@ -169,6 +179,16 @@ async fn logout_all(
         .db
         .revoke_all_sessions(p.user_id(), "logout_everywhere")
         .await?;
+    state
+        .hub
+        .kick_user(
+            p.tenant_id(),
+            p.user_id(),
+            None,
+            close::SESSION_REVOKED,
+            "session_revoked",
+        )
+        .await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),
@@ -200,6 +220,7 @@ async fn list_sessions(user: AuthUser) -> ApiResult<axum::Json<Vec<SessionInfo>>
     params(("session_id" = String, Path, description = "Session id")),
     responses((status = 204, description = "Ended"), (status = 404, body = ErrorBody)))]
 async fn revoke_session(
+    State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     Path(session_id): Path<String>,
@@ -208,6 +229,15 @@ async fn revoke_session(
     user.db
         .revoke_session(p.user_id(), &session_id, "revoked_by_user")
         .await?;
+    state
+        .hub
+        .kick_session(
+            p.tenant_id(),
+            &session_id,
+            close::SESSION_REVOKED,
+            "session_revoked",
+        )
+        .await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),

@@ -5,20 +5,25 @@
 pub mod auth;
 pub mod extract;
 mod ops;
+mod rooms;
 mod users;
+mod ws;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -26,8 +31,11 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::AuthService;
+use crate::blobs::Blobs;
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::realtime::Hub;
 use crate::store::Db;
 
 #[derive(Clone)]
@@ -35,6 +43,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub auth: AuthService,
+    pub hub: Hub,
+    pub chat: Chat,
+    pub blobs: Blobs,
     pub metrics: PrometheusHandle,
 }
 
@@ -49,6 +60,7 @@ pub struct AppState {
         (name = "users", description = "Staff directory and administration"),
         (name = "departments", description = "Departments"),
         (name = "audit", description = "Audit log"),
+        (name = "chat", description = "Staff chat, files, presence, directory"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -78,7 +90,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             OpenApiRouter::new()
                 .merge(auth::router())
-                .merge(users::router()),
+                .merge(users::router())
+                .merge(rooms::router(state.config.http.max_upload_bytes)),
         )
         .merge(ops::router())
         .split_for_parts();
@@ -86,6 +99,7 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
 
     let mut app = api
+        .route("/ws", axum::routing::get(ws::upgrade))
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -94,8 +108,20 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .fallback(not_found)
+        .fallback(static_or_not_found)
         .layer(DefaultBodyLimit::max(state.config.http.max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::Unavailable {
+                        code: "request_timeout",
+                        message: "the request took too long and was abandoned".into(),
+                    }
+                }))
+                .timeout(Duration::from_secs(
+                    state.config.http.request_timeout_secs.max(1),
+                )),
+        )
         .layer(middleware::from_fn_with_state(
             state.clone(),
             reject_cross_origin,
@@ -146,8 +172,34 @@ pub fn router(state: AppState) -> Router {
     .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound
+/// Paths outside the API are the web client's: its files, and `index.html` for the
+/// client-side routes. API paths that match nothing are a JSON 404.
+async fn static_or_not_found(State(state): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path();
+    let api = path.starts_with("/api/") || path == "/ws" || path.starts_with("/hooks/");
+    match web_root(&state.config) {
+        Some(root) if !api && matches!(*req.method(), Method::GET | Method::HEAD) => {
+            let index = root.join("index.html");
+            match ServeDir::new(&root)
+                .fallback(ServeFile::new(index))
+                .oneshot(req)
+                .await
+            {
+                Ok(response) => response.into_response(),
+                Err(never) => match never {},
+            }
+        }
+        _ => ApiError::NotFound.into_response(),
+    }
+}
+
+fn web_root(config: &Config) -> Option<std::path::PathBuf> {
+    let root = config
+        .http
+        .web_root
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("web-client/dist"));
+    root.join("index.html").is_file().then_some(root)
 }
 
 async fn method_not_allowed() -> Response {

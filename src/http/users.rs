@@ -14,6 +14,7 @@ use super::AppState;
 use crate::auth::password::check_policy;
 use crate::auth::service::ClientInfo;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::realtime::protocol::close;
 use crate::store::{
     AuditEntry, AuditQuery, Department, NewAuditEntry, NewUser, Role, Tenant, User, UserPatch,
 };
@@ -257,6 +258,7 @@ async fn update_user(
 }
 
 async fn set_active(
+    state: AppState,
     user: AuthUser,
     client: ClientInfo,
     user_id: String,
@@ -270,6 +272,18 @@ async fn set_active(
         });
     }
     let changed = user.db.set_user_active(&user_id, active).await?;
+    if !active {
+        state
+            .hub
+            .kick_user(
+                user.db.tenant_id(),
+                &user_id,
+                None,
+                close::ACCOUNT_DEACTIVATED,
+                "account_deactivated",
+            )
+            .await;
+    }
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
@@ -292,11 +306,12 @@ async fn set_active(
     params(("user_id" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 async fn deactivate_user(
+    State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     Path(user_id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_active(user, client, user_id, false).await
+    set_active(state, user, client, user_id, false).await
 }
 
 /// Reactivate a deactivated user (admin).
@@ -304,11 +319,12 @@ async fn deactivate_user(
     params(("user_id" = String, Path)),
     responses((status = 200, body = User), (status = 404, body = ErrorBody)))]
 async fn activate_user(
+    State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     Path(user_id): Path<String>,
 ) -> ApiResult<axum::Json<User>> {
-    set_active(user, client, user_id, true).await
+    set_active(state, user, client, user_id, true).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -333,6 +349,16 @@ async fn reset_password(
     user.db.user(&user_id).await?;
     let hash = state.auth.hasher().hash(&req.new_password).await?;
     user.db.set_password(&user_id, &hash, None).await?;
+    state
+        .hub
+        .kick_user(
+            user.db.tenant_id(),
+            &user_id,
+            None,
+            close::SESSION_REVOKED,
+            "session_revoked",
+        )
+        .await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
@@ -532,6 +558,16 @@ async fn change_password(
     user.db
         .set_password(p.user_id(), &hash, Some(p.session_id()))
         .await?;
+    state
+        .hub
+        .kick_user(
+            p.tenant_id(),
+            p.user_id(),
+            Some(p.session_id()),
+            close::SESSION_REVOKED,
+            "session_revoked",
+        )
+        .await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(p.user_id()),

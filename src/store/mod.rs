@@ -12,8 +12,12 @@
 
 mod audit;
 mod departments;
+mod events;
+mod rooms;
 mod sessions;
+mod statuses;
 mod tenants;
+mod uploads;
 mod users;
 
 use std::str::FromStr;
@@ -25,8 +29,12 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use departments::Department;
+pub use events::{Audience, ReplayStart, StoredEvent};
+pub use rooms::{Attachment, NewRoomMessage, Room, RoomChange, RoomKind, RoomMessage, Sent};
 pub use sessions::{RefreshOutcome, SessionInfo, SessionRecord};
+pub use statuses::ChosenStatus;
 pub use tenants::Tenant;
+pub use uploads::Upload;
 pub use users::{normalize_email, Credentials, NewUser, Role, User, UserPatch};
 
 use crate::config::Secret;

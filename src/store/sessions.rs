@@ -266,18 +266,27 @@ impl TenantDb {
         Ok(done.rows_affected())
     }
 
-    /// Revokes the session that issued the refresh token with this hash, if any.
-    pub async fn revoke_session_by_refresh(&self, token_hash: &str) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'logout' \
-             WHERE tenant_id = $1 AND revoked_at IS NULL AND id IN \
-             (SELECT session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2)",
+    /// Revokes the session that issued the refresh token with this hash; returns its id.
+    pub async fn revoke_session_by_refresh(&self, token_hash: &str) -> StoreResult<Option<String>> {
+        let session: Option<String> = sqlx::query_scalar(
+            "SELECT session_id FROM refresh_tokens WHERE tenant_id = $1 AND token_hash = $2",
         )
         .bind(&self.tenant_id)
         .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = $3, revoked_reason = 'logout' \
+             WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(&self.tenant_id)
+        .bind(&session)
         .bind(now_ms())
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(Some(session))
     }
 }

@@ -48,12 +48,14 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> String {
 }
 
 pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.data_dir = dir.to_path_buf();
-    config.database_url = Some(Secret::new(database_url));
-    config.database_max_connections = 8;
-    config.log_format = LogFormat::Human;
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        database_url: Some(Secret::new(database_url)),
+        database_max_connections: 8,
+        log_format: LogFormat::Human,
+        ..Default::default()
+    };
     config.auth.token_secret = Some(Secret::new(TEST_TOKEN_SECRET.into()));
     // Cheap hashing keeps tests fast; production parameters are tested in unit tests.
     config.auth.argon2_memory_kib = 1024;

@@ -1,0 +1,435 @@
+//! One WebSocket connection: `hello` (authentication and resume), then a reader (this
+//! task) and a writer (a spawned task draining the connection's bounded queue).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::protocol::{close, error_frame, event_frame, ClientFrame, PROTOCOL_VERSION};
+use super::{ConnHandle, Hub, Outbound};
+use crate::auth::{AuthService, Principal};
+use crate::chat::Chat;
+use crate::error::ApiError;
+use crate::store::ReplayStart;
+
+/// Events read from the log per query while replaying.
+const REPLAY_PAGE: i64 = 500;
+
+pub struct Context {
+    pub hub: Hub,
+    pub auth: AuthService,
+    pub chat: Chat,
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason.to_string()),
+    }))
+}
+
+/// Serves one upgraded socket until it closes.
+pub async fn serve(mut socket: WebSocket, ctx: Context) {
+    let config = ctx.hub.config().clone();
+    // 1. hello, within the time limit.
+    let hello = tokio::time::timeout(
+        Duration::from_secs(config.hello_timeout_secs),
+        socket.recv(),
+    )
+    .await;
+    let text = match hello {
+        Err(_) => {
+            let _ = socket
+                .send(close_message(close::HELLO_TIMEOUT, "hello_timeout"))
+                .await;
+            return;
+        }
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        Ok(_) => {
+            let _ = socket
+                .send(close_message(close::AUTH_FAILED, "expected_hello"))
+                .await;
+            return;
+        }
+    };
+    let (token, since, reference) = match serde_json::from_str::<ClientFrame>(&text) {
+        Ok(ClientFrame::Hello {
+            v,
+            token,
+            since,
+            reference,
+        }) if v == PROTOCOL_VERSION => (token, since, reference),
+        Ok(ClientFrame::Hello { .. }) => {
+            let _ = socket
+                .send(Message::Text(
+                    error_frame(
+                        None,
+                        "unsupported_version",
+                        "this server speaks protocol version 1",
+                    )
+                    .into(),
+                ))
+                .await;
+            let _ = socket
+                .send(close_message(close::AUTH_FAILED, "unsupported_version"))
+                .await;
+            return;
+        }
+        _ => {
+            let _ = socket
+                .send(close_message(close::AUTH_FAILED, "expected_hello"))
+                .await;
+            return;
+        }
+    };
+    let principal = match ctx.auth.authenticate(&token).await {
+        Ok(p) => p,
+        Err(e) => {
+            let (code, reason) = match e.code() {
+                "token_expired" => (close::TOKEN_EXPIRED, "token_expired"),
+                "session_revoked" => (close::SESSION_REVOKED, "session_revoked"),
+                "account_deactivated" => (close::ACCOUNT_DEACTIVATED, "account_deactivated"),
+                _ => (close::AUTH_FAILED, "invalid_token"),
+            };
+            let _ = socket.send(close_message(code, reason)).await;
+            return;
+        }
+    };
+
+    // 2. Register before reading the log, so nothing falls between replay and live.
+    let tenant = principal.tenant_id().to_string();
+    let (handle, rx, current) = match ctx.hub.attach(&principal).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "attaching a connection failed");
+            let _ = socket.send(close_message(1011, "internal_error")).await;
+            return;
+        }
+    };
+    let served = serve_attached(
+        socket, &ctx, &principal, &handle, rx, current, since, reference,
+    )
+    .await;
+    ctx.hub.detach(&tenant, &handle);
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_attached(
+    mut socket: WebSocket,
+    ctx: &Context,
+    principal: &Principal,
+    handle: &ConnHandle,
+    rx: mpsc::Receiver<Outbound>,
+    current: i64,
+    since: Option<i64>,
+    reference: Option<String>,
+) -> anyhow::Result<()> {
+    let tdb = ctx.hub.db().for_principal(principal);
+    let presence = ctx.hub.presence_snapshot(principal.tenant_id());
+    let welcome = json!({
+        "type": "welcome", "v": PROTOCOL_VERSION, "ref": reference,
+        "user_id": principal.user_id(), "session_id": principal.session_id(),
+        "node": ctx.hub.node_id(), "position": current, "presence": presence,
+    });
+    socket
+        .send(Message::Text(welcome.to_string().into()))
+        .await?;
+
+    // 3. Replay what the client missed, straight to the socket; live events wait in the
+    //    queue meanwhile.
+    let mut last = current;
+    if let Some(since) = since {
+        match tdb.replay_start(since).await? {
+            ReplayStart::Resync { current } => {
+                socket
+                    .send(Message::Text(
+                        json!({"type": "resync", "position": current})
+                            .to_string()
+                            .into(),
+                    ))
+                    .await?;
+                last = current;
+            }
+            ReplayStart::From(mut from) => {
+                let mut replayed = 0i64;
+                loop {
+                    let page = tdb
+                        .events_for_user(principal.user_id(), from, REPLAY_PAGE)
+                        .await?;
+                    let n = page.len() as i64;
+                    for e in page {
+                        socket
+                            .send(Message::Text(
+                                event_frame(e.position, &e.kind, e.payload.get()).into(),
+                            ))
+                            .await?;
+                        from = e.position;
+                    }
+                    replayed += n;
+                    if n < REPLAY_PAGE {
+                        break;
+                    }
+                    if replayed >= ctx.hub.config().max_replay_events {
+                        let current = tdb.current_position().await?;
+                        socket
+                            .send(Message::Text(
+                                json!({"type": "resync", "position": current})
+                                    .to_string()
+                                    .into(),
+                            ))
+                            .await?;
+                        from = current;
+                        break;
+                    }
+                }
+                // Positions the user may not see were skipped; the client is at least at
+                // `current` (read before replay) or the last replayed event.
+                last = from.max(current);
+                metrics::counter!("ws_replayed_events_total").increment(replayed as u64);
+            }
+        }
+    }
+    socket
+        .send(Message::Text(
+            json!({"type": "live", "position": last}).to_string().into(),
+        ))
+        .await?;
+
+    // 4. Writer and reader.
+    let (sink, stream) = socket.split();
+    let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
+    let writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        handle.control.clone(),
+        last,
+        heartbeat,
+    ));
+    let outcome = read_loop(stream, ctx, principal, handle, heartbeat).await;
+    if let Some((code, reason)) = outcome {
+        handle.control.close(code, &reason);
+    } else {
+        handle.control.close(1000, "bye");
+    }
+    let _ = writer.await;
+    Ok(())
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outbound>,
+    control: std::sync::Arc<super::ConnControl>,
+    mut last: i64,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = control.notify.notified() => {
+                if let Some((code, reason)) = control.close_reason() {
+                    let _ = sink.send(close_message(code, &reason)).await;
+                    let _ = sink.close().await;
+                    return;
+                }
+            }
+            item = rx.recv() => {
+                let Some(item) = item else { return };
+                let text = match item {
+                    Outbound::Event(position, _) if position <= last => continue,
+                    Outbound::Event(position, text) => { last = position; text }
+                    Outbound::Frame(text) => text,
+                };
+                if sink.send(Message::Text(text)).await.is_err() {
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Token bucket for client frames.
+struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+    strikes: u32,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Reads client frames until the socket closes; returns why it should close, if the hub
+/// decides.
+async fn read_loop(
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    ctx: &Context,
+    principal: &Principal,
+    handle: &ConnHandle,
+    heartbeat: Duration,
+) -> Option<(u16, String)> {
+    let rate = ctx.hub.config().frames_per_second.max(1) as f64;
+    let mut limit = RateLimit {
+        rate,
+        burst: rate * 2.0,
+        tokens: rate * 2.0,
+        at: Instant::now(),
+        strikes: 0,
+    };
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(heartbeat * 3, stream.next()) => next,
+            _ = handle.control.notify.notified() => {
+                // Closed by the hub: let the writer send the close frame.
+                handle.control.notify.notify_one();
+                return handle.control.close_reason();
+            }
+        };
+        let message = match next {
+            Err(_) => return Some((close::HEARTBEAT_TIMEOUT, "heartbeat_timeout".into())),
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => {
+                let too_big = e.to_string().to_lowercase().contains("too long")
+                    || e.to_string().contains("Capacity");
+                return too_big.then(|| (close::TOO_BIG, "frame_too_large".to_string()));
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match message {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                reply(
+                    handle,
+                    error_frame(None, "unsupported_frame", "frames are JSON text"),
+                )
+                .await;
+                continue;
+            }
+            Message::Close(_) => return None,
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        if !limit.allow() {
+            limit.strikes += 1;
+            if limit.strikes > 50 {
+                return Some((close::RATE_LIMITED, "rate_limited".into()));
+            }
+            reply(
+                handle,
+                error_frame(None, "rate_limited", "too many frames; slow down"),
+            )
+            .await;
+            continue;
+        }
+        let frame = match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(f) => f,
+            Err(e) => {
+                reply(handle, error_frame(None, "malformed_frame", &e.to_string())).await;
+                continue;
+            }
+        };
+        handle_frame(ctx, principal, handle, frame).await;
+    }
+}
+
+async fn reply(handle: &ConnHandle, frame: String) {
+    // Answers wait for room in this connection's own queue (back-pressure on itself).
+    let _ = handle.tx.send(Outbound::Frame(frame.into())).await;
+}
+
+async fn handle_frame(
+    ctx: &Context,
+    principal: &Principal,
+    handle: &ConnHandle,
+    frame: ClientFrame,
+) {
+    let reference = frame.reference().map(str::to_owned);
+    let r = reference.as_deref();
+    let ack = |extra: serde_json::Value| {
+        let mut v = json!({"type": "ack", "ref": r});
+        if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
+            obj.extend(more.clone());
+        }
+        v.to_string()
+    };
+    let tenant = principal.tenant_id();
+    let result: Result<Option<String>, ApiError> = async {
+        match frame {
+            ClientFrame::Hello { .. } => Err(ApiError::BadRequest { code: "already_authenticated", message: "hello was already said".into() }),
+            ClientFrame::Ping { .. } => Ok(Some(json!({"type": "pong", "ref": r}).to_string())),
+            ClientFrame::Activity { .. } => {
+                ctx.hub.activity(tenant, principal.user_id());
+                Ok(None)
+            }
+            ClientFrame::Send { room_id, body, client_message_id, mentions, attachments, .. } => {
+                ctx.hub.activity(tenant, principal.user_id());
+                let sent = ctx.chat.send(principal, &room_id, &body, Some(&client_message_id), &mentions, &attachments).await?;
+                Ok(Some(ack(json!({
+                    "client_message_id": client_message_id, "message_id": sent.message.id,
+                    "position": sent.message.position, "duplicate": sent.duplicate,
+                }))))
+            }
+            ClientFrame::Edit { message_id, body, .. } => {
+                let sent = ctx.chat.edit(principal, None, &message_id, Some(&body)).await?;
+                Ok(Some(ack(json!({"message_id": sent.message.id, "position": sent.events.first().map(|e| e.position)}))))
+            }
+            ClientFrame::Delete { message_id, .. } => {
+                let sent = ctx.chat.edit(principal, None, &message_id, None).await?;
+                Ok(Some(ack(json!({"message_id": sent.message.id, "position": sent.events.first().map(|e| e.position)}))))
+            }
+            ClientFrame::Typing { room_id, .. } => {
+                ctx.hub.activity(tenant, principal.user_id());
+                ctx.chat.typing(principal, &room_id).await?;
+                Ok(None)
+            }
+            ClientFrame::Read { room_id, message_id, .. } => {
+                ctx.chat.mark_read(principal, &room_id, &message_id).await?;
+                Ok(Some(ack(json!({}))))
+            }
+            ClientFrame::Presence { status, text, until, .. } => {
+                ctx.hub.activity(tenant, principal.user_id());
+                ctx.chat.set_status(principal, status.as_deref(), text.as_deref(), until).await?;
+                Ok(Some(ack(json!({}))))
+            }
+        }
+    }
+    .await;
+    match result {
+        Ok(Some(frame)) => reply(handle, frame).await,
+        Ok(None) => {}
+        Err(e) => {
+            let message = match &e {
+                ApiError::Internal(_) => "something went wrong on our side".to_string(),
+                other => other.to_string(),
+            };
+            if let ApiError::Internal(err) = &e {
+                tracing::error!(error = ?err, "frame failed");
+            }
+            reply(handle, error_frame(r, e.code(), &message)).await;
+        }
+    }
+}

@@ -1,0 +1,906 @@
+//! The switch (R-HUB-1, R-HUB-5): WebSocket sessions, the event fan-out, presence.
+//!
+//! Writers (REST handlers, WebSocket frames) store a change and its events in one
+//! transaction, then [`Hub::publish_events`] puts them on the [`bus`]. Every node's
+//! dispatcher receives every bus message, puts each tenant's events back into position
+//! order (they may arrive out of order from concurrent writers or other nodes; a gap that
+//! does not fill is read back from the event log), and hands the frame — serialised once —
+//! to the bounded queue of each local connection allowed to see it. A connection whose
+//! queue is full is closed as a slow consumer and resumes from its last position.
+
+pub mod bus;
+pub mod connection;
+pub mod presence;
+pub mod protocol;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{mpsc, Notify};
+
+use self::bus::{Bus, BusMessage};
+use self::presence::{NodeReport, NodeUser, Rules, UserPresence};
+use crate::auth::Principal;
+use crate::config::{Config, RealtimeConfig};
+use crate::store::{now_ms, Audience, ChosenStatus, Db, StoredEvent};
+
+/// How long a gap in a tenant's positions may stay open before the missing events are
+/// read from the event log.
+const GAP_FILL_AFTER: Duration = Duration::from_millis(500);
+/// How often the dispatcher looks at gaps, presence and timers.
+const TICK: Duration = Duration::from_millis(50);
+/// How long this node's presence report lives in Redis without a refresh.
+const NODE_REPORT_TTL_MS: i64 = 6_000;
+/// How often this node refreshes its presence reports and reads the other nodes'.
+const NODE_REPORT_REFRESH: Duration = Duration::from_secs(2);
+
+/// What a connection's writer sends.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// An event frame; skipped when the connection already sent that position in replay.
+    Event(i64, Utf8Bytes),
+    /// Any other frame (acks, errors, presence, typing).
+    Frame(Utf8Bytes),
+}
+
+/// Set when the hub wants a connection closed; the writer sends the close frame.
+#[derive(Default)]
+pub struct ConnControl {
+    close: Mutex<Option<(u16, String)>>,
+    pub notify: Notify,
+}
+
+impl ConnControl {
+    pub fn close(&self, code: u16, reason: &str) {
+        let mut slot = self.close.lock().expect("not poisoned");
+        if slot.is_none() {
+            *slot = Some((code, reason.to_string()));
+        }
+        drop(slot);
+        self.notify.notify_one();
+    }
+
+    pub fn close_reason(&self) -> Option<(u16, String)> {
+        self.close.lock().expect("not poisoned").clone()
+    }
+}
+
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub user_id: Arc<str>,
+    pub session_id: Arc<str>,
+    tx: mpsc::Sender<Outbound>,
+    pub control: Arc<ConnControl>,
+}
+
+impl ConnHandle {
+    fn push(&self, item: Outbound) {
+        match self.tx.try_send(item) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("ws_slow_consumer_disconnects_total").increment(1);
+                self.control
+                    .close(protocol::close::SLOW_CONSUMER, "slow_consumer");
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+struct Sequencer {
+    delivered: i64,
+    pending: BTreeMap<i64, (String, Option<Vec<String>>, Utf8Bytes)>,
+    gap_since: Option<tokio::time::Instant>,
+    filling: bool,
+}
+
+#[derive(Default)]
+struct TenantState {
+    conns: HashMap<Arc<str>, Vec<ConnHandle>>,
+    seq: Option<Sequencer>,
+    /// This node's presence view of its own users.
+    local: HashMap<String, NodeUser>,
+    local_dirty: bool,
+    /// Other nodes' reports.
+    reports: HashMap<String, NodeReport>,
+    chosen: HashMap<String, ChosenStatus>,
+    /// Presence last shown to clients.
+    shown: HashMap<String, UserPresence>,
+}
+
+enum Input {
+    Bus(BusMessage),
+    Refill {
+        tenant: String,
+        events: Vec<BusMessage>,
+    },
+    FillFailed {
+        tenant: String,
+    },
+    Chosen {
+        tenant: String,
+        status: ChosenStatus,
+    },
+}
+
+pub struct HubInner {
+    db: Db,
+    config: RealtimeConfig,
+    node_id: String,
+    bus: Bus,
+    input: mpsc::UnboundedSender<Input>,
+    tenants: Mutex<HashMap<String, TenantState>>,
+    members: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    redis: Option<redis::aio::ConnectionManager>,
+    next_conn: AtomicU64,
+    connections: AtomicUsize,
+}
+
+/// The hub handle; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+impl Hub {
+    /// Starts the dispatcher (and, with Redis, the bus subscriber).
+    pub async fn start(db: Db, config: &Config) -> anyhow::Result<Hub> {
+        let (input, input_rx) = mpsc::unbounded_channel::<Input>();
+        let (bus_tx, mut bus_rx) = mpsc::unbounded_channel::<BusMessage>();
+        let node_id = config
+            .node_id
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("{}-{}", std::process::id(), &crate::store::new_id()[24..]));
+        let (bus, redis) = match &config.redis_url {
+            Some(url) if !url.expose().is_empty() => {
+                let client = redis::Client::open(url.expose().as_str())?;
+                let manager = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    redis::aio::ConnectionManager::new(client.clone()),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out connecting to Redis"))??;
+                tokio::spawn(bus::run_redis_subscriber(client, bus_tx.clone()));
+                (
+                    Bus::Redis {
+                        publisher: manager.clone(),
+                        local: bus_tx.clone(),
+                    },
+                    Some(manager),
+                )
+            }
+            _ => (Bus::Local(bus_tx.clone()), None),
+        };
+        // Bus messages join the dispatcher's input.
+        let forward = input.clone();
+        tokio::spawn(async move {
+            while let Some(m) = bus_rx.recv().await {
+                if forward.send(Input::Bus(m)).is_err() {
+                    break;
+                }
+            }
+        });
+        let hub = Hub {
+            inner: Arc::new(HubInner {
+                db,
+                config: config.realtime.clone(),
+                node_id,
+                bus,
+                input,
+                tenants: Mutex::new(HashMap::new()),
+                members: Mutex::new(HashMap::new()),
+                redis,
+                next_conn: AtomicU64::new(1),
+                connections: AtomicUsize::new(0),
+            }),
+        };
+        tokio::spawn(dispatch(Arc::downgrade(&hub.inner), input_rx));
+        tokio::spawn(maintain(Arc::downgrade(&hub.inner)));
+        Ok(hub)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub fn config(&self) -> &RealtimeConfig {
+        &self.inner.config
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.load(Ordering::Relaxed)
+    }
+
+    /// Puts stored events on the bus (after their transaction committed).
+    pub async fn publish_events(&self, tenant_id: &str, events: &[StoredEvent]) {
+        for event in events {
+            let message = self.inner.envelope(tenant_id, event).await;
+            self.inner.bus.publish(message).await;
+        }
+    }
+
+    /// A frame that is not logged (typing), to room members or the whole tenant.
+    pub async fn publish_ephemeral(
+        &self,
+        tenant_id: &str,
+        recipients: Option<Vec<String>>,
+        except_user: Option<&str>,
+        frame: String,
+    ) {
+        self.inner
+            .bus
+            .publish(BusMessage::Ephemeral {
+                tenant: tenant_id.into(),
+                recipients,
+                except_user: except_user.map(Into::into),
+                frame,
+            })
+            .await;
+    }
+
+    /// Closes every connection of a session (on every node).
+    pub async fn kick_session(&self, tenant_id: &str, session_id: &str, code: u16, reason: &str) {
+        self.inner
+            .bus
+            .publish(BusMessage::Kick {
+                tenant: tenant_id.into(),
+                user: None,
+                session: Some(session_id.into()),
+                except_session: None,
+                code,
+                reason: reason.into(),
+            })
+            .await;
+    }
+
+    /// Closes every connection of a user (on every node), except those of `except_session`.
+    pub async fn kick_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        except_session: Option<&str>,
+        code: u16,
+        reason: &str,
+    ) {
+        self.inner
+            .bus
+            .publish(BusMessage::Kick {
+                tenant: tenant_id.into(),
+                user: Some(user_id.into()),
+                session: None,
+                except_session: except_session.map(Into::into),
+                code,
+                reason: reason.into(),
+            })
+            .await;
+    }
+
+    /// A user's chosen status changed in the database: every node reloads it.
+    pub async fn status_changed(&self, tenant_id: &str, user_id: &str) {
+        self.inner
+            .bus
+            .publish(BusMessage::StatusChanged {
+                tenant: tenant_id.into(),
+                user: user_id.into(),
+            })
+            .await;
+    }
+
+    /// Members of a room, from the cache or the database.
+    pub async fn room_members(&self, tenant_id: &str, room_id: &str) -> Vec<String> {
+        self.inner
+            .room_members(tenant_id, room_id)
+            .await
+            .as_ref()
+            .clone()
+    }
+
+    /// The presence of everyone this node knows of in the tenant.
+    pub fn presence_snapshot(&self, tenant_id: &str) -> Vec<UserPresence> {
+        let tenants = self.inner.tenants.lock().expect("not poisoned");
+        let now = now_ms();
+        tenants
+            .get(tenant_id)
+            .map(|ts| self.inner.compute_all(ts, now).into_values().collect())
+            .unwrap_or_default()
+    }
+
+    /// Closes every connection of this node with "going away" (shutdown).
+    pub fn close_all(&self) {
+        let tenants = self.inner.tenants.lock().expect("not poisoned");
+        for ts in tenants.values() {
+            for conns in ts.conns.values() {
+                for c in conns {
+                    c.control
+                        .close(protocol::close::GOING_AWAY, "server_shutdown");
+                }
+            }
+        }
+    }
+
+    /// Registers an authenticated connection; returns its handle and its queue.
+    pub(crate) async fn attach(
+        &self,
+        principal: &Principal,
+    ) -> anyhow::Result<(ConnHandle, mpsc::Receiver<Outbound>, i64)> {
+        let inner = &self.inner;
+        let tenant = principal.tenant_id();
+        let tdb = inner.db.for_tenant(tenant);
+        let needs_init = {
+            let tenants = inner.tenants.lock().expect("not poisoned");
+            tenants.get(tenant).is_none_or(|ts| ts.seq.is_none())
+        };
+        let init = if needs_init {
+            let position = tdb.current_position().await?;
+            let chosen = tdb.chosen_statuses().await?;
+            Some((position, chosen))
+        } else {
+            None
+        };
+        let current = tdb.current_position().await?;
+        let (tx, rx) = mpsc::channel(inner.config.outgoing_queue.max(8));
+        let handle = ConnHandle {
+            id: inner.next_conn.fetch_add(1, Ordering::Relaxed),
+            user_id: Arc::from(principal.user_id()),
+            session_id: Arc::from(principal.session_id()),
+            tx,
+            control: Arc::new(ConnControl::default()),
+        };
+        let mut tenants = inner.tenants.lock().expect("not poisoned");
+        let ts = tenants.entry(tenant.to_string()).or_default();
+        if let Some((position, chosen)) = init {
+            if ts.seq.is_none() {
+                ts.seq = Some(Sequencer {
+                    delivered: position,
+                    pending: BTreeMap::new(),
+                    gap_since: None,
+                    filling: false,
+                });
+                ts.chosen = chosen.into_iter().map(|c| (c.user_id.clone(), c)).collect();
+            }
+        }
+        let list = ts.conns.entry(handle.user_id.clone()).or_default();
+        list.push(handle.clone());
+        if list.len() > inner.config.max_connections_per_user.max(1) {
+            let oldest = list.remove(0);
+            oldest.control.close(
+                protocol::close::TOO_MANY_CONNECTIONS,
+                "too_many_connections",
+            );
+        }
+        let now = now_ms();
+        let entry = ts.local.entry(principal.user_id().to_string()).or_default();
+        entry.conns += 1;
+        entry.active_at = now;
+        entry.left_at = None;
+        ts.local_dirty = true;
+        inner.connections.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("ws_connections").set(inner.connections.load(Ordering::Relaxed) as f64);
+        Ok((handle, rx, current))
+    }
+
+    pub(crate) fn detach(&self, tenant: &str, handle: &ConnHandle) {
+        let inner = &self.inner;
+        let mut tenants = inner.tenants.lock().expect("not poisoned");
+        if let Some(ts) = tenants.get_mut(tenant) {
+            let mut removed = false;
+            if let Some(list) = ts.conns.get_mut(&handle.user_id) {
+                let before = list.len();
+                list.retain(|c| c.id != handle.id);
+                removed = list.len() != before;
+                if list.is_empty() {
+                    ts.conns.remove(&handle.user_id);
+                }
+            }
+            if removed {
+                if let Some(entry) = ts.local.get_mut(handle.user_id.as_ref()) {
+                    entry.conns = entry.conns.saturating_sub(1);
+                    if entry.conns == 0 {
+                        entry.left_at = Some(now_ms());
+                    }
+                }
+                ts.local_dirty = true;
+                inner.connections.fetch_sub(1, Ordering::Relaxed);
+                metrics::gauge!("ws_connections")
+                    .set(inner.connections.load(Ordering::Relaxed) as f64);
+            }
+        }
+    }
+
+    /// The user did something: not idle.
+    pub(crate) fn activity(&self, tenant: &str, user: &str) {
+        let mut tenants = self.inner.tenants.lock().expect("not poisoned");
+        if let Some(entry) = tenants
+            .get_mut(tenant)
+            .and_then(|ts| ts.local.get_mut(user))
+        {
+            let now = now_ms();
+            // Other nodes need to hear of it only when it may change what they show.
+            let stale = now - entry.active_at > self.inner.config.idle_away_secs as i64 * 1000 / 4;
+            entry.active_at = now;
+            if stale {
+                tenants.get_mut(tenant).expect("present").local_dirty = true;
+            }
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+}
+
+impl HubInner {
+    fn rules(&self) -> Rules {
+        Rules {
+            idle_away_ms: self.config.idle_away_secs as i64 * 1000,
+            offline_grace_ms: self.config.offline_grace_secs as i64 * 1000,
+        }
+    }
+
+    async fn room_members(&self, tenant: &str, room_id: &str) -> Arc<Vec<String>> {
+        if let Some(m) = self.members.lock().expect("not poisoned").get(room_id) {
+            return m.clone();
+        }
+        let members = Arc::new(
+            self.db
+                .for_tenant(tenant)
+                .room_member_ids(room_id)
+                .await
+                .unwrap_or_default(),
+        );
+        self.members
+            .lock()
+            .expect("not poisoned")
+            .insert(room_id.to_string(), members.clone());
+        members
+    }
+
+    /// Learns room membership from room events (on every node).
+    fn learn_members(&self, kind: &str, frame: &str) {
+        if !matches!(
+            kind,
+            "room.created" | "room.members_changed" | "room.updated"
+        ) {
+            return;
+        }
+        #[derive(serde::Deserialize)]
+        struct Frame {
+            data: RoomIds,
+        }
+        #[derive(serde::Deserialize)]
+        struct RoomIds {
+            id: String,
+            member_ids: Vec<String>,
+        }
+        if let Ok(f) = serde_json::from_str::<Frame>(frame) {
+            self.members
+                .lock()
+                .expect("not poisoned")
+                .insert(f.data.id, Arc::new(f.data.member_ids));
+        }
+    }
+
+    async fn envelope(&self, tenant_id: &str, event: &StoredEvent) -> BusMessage {
+        let frame = protocol::event_frame(event.position, &event.kind, event.payload.get());
+        let recipients = match &event.audience {
+            Audience::Room(room) => {
+                if matches!(event.kind.as_str(), "room.created" | "room.members_changed") {
+                    self.learn_members(&event.kind, &frame);
+                }
+                Some(self.room_members(tenant_id, room).await.as_ref().clone())
+            }
+            _ => None,
+        };
+        BusMessage::Event {
+            tenant: tenant_id.into(),
+            position: event.position,
+            audience: event.audience.as_db(),
+            recipients,
+            kind: event.kind.clone(),
+            frame,
+        }
+    }
+
+    fn compute_all(&self, ts: &TenantState, now: i64) -> HashMap<String, UserPresence> {
+        let rules = self.rules();
+        let mut users: Vec<&String> = ts.local.keys().collect();
+        for r in ts.reports.values() {
+            users.extend(r.users.keys());
+        }
+        users.extend(ts.chosen.keys());
+        users.sort();
+        users.dedup();
+        users
+            .into_iter()
+            .map(|u| {
+                let mut views: Vec<&NodeUser> = Vec::new();
+                if let Some(l) = ts.local.get(u) {
+                    views.push(l);
+                }
+                for r in ts.reports.values() {
+                    if r.expires_at > now {
+                        if let Some(v) = r.users.get(u) {
+                            views.push(v);
+                        }
+                    }
+                }
+                (
+                    u.clone(),
+                    presence::effective(u, &views, ts.chosen.get(u), &rules, now),
+                )
+            })
+            .collect()
+    }
+}
+
+fn deliver(
+    ts: &TenantState,
+    audience: &str,
+    recipients: Option<&[String]>,
+    except: Option<&str>,
+    item: Outbound,
+) {
+    let send_to = |user: &str| {
+        if except == Some(user) {
+            return;
+        }
+        if let Some(list) = ts.conns.get(user) {
+            for c in list {
+                c.push(item.clone());
+            }
+        }
+    };
+    if let Some(user) = audience.strip_prefix("user:") {
+        send_to(user);
+    } else if let Some(list) = recipients {
+        for u in list {
+            send_to(u);
+        }
+    } else {
+        for (user, list) in &ts.conns {
+            if except == Some(user.as_ref()) {
+                continue;
+            }
+            for c in list {
+                c.push(item.clone());
+            }
+        }
+    }
+}
+
+/// The dispatcher: the one task that orders and fans out events on this node.
+async fn dispatch(hub: std::sync::Weak<HubInner>, mut input: mpsc::UnboundedReceiver<Input>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let item = tokio::select! {
+            item = input.recv() => match item { Some(i) => Some(i), None => return },
+            _ = tick.tick() => None,
+        };
+        let Some(inner) = hub.upgrade() else { return };
+        match item {
+            Some(Input::Bus(m)) => handle_bus(&inner, m),
+            Some(Input::Refill { tenant, events }) => {
+                for m in events {
+                    handle_bus(&inner, m);
+                }
+                if let Some(seq) = inner
+                    .tenants
+                    .lock()
+                    .expect("not poisoned")
+                    .get_mut(&tenant)
+                    .and_then(|t| t.seq.as_mut())
+                {
+                    seq.filling = false;
+                }
+            }
+            Some(Input::FillFailed { tenant }) => {
+                let mut tenants = inner.tenants.lock().expect("not poisoned");
+                if let Some(ts) = tenants.get_mut(&tenant) {
+                    // The log cannot fill the gap: skip it rather than stall the tenant.
+                    if let Some(seq) = ts.seq.as_mut() {
+                        seq.filling = false;
+                        if let Some((&first, _)) = seq.pending.iter().next() {
+                            tracing::warn!(
+                                tenant,
+                                from = seq.delivered + 1,
+                                to = first - 1,
+                                "skipping unfillable gap"
+                            );
+                            seq.delivered = first - 1;
+                            seq.gap_since = None;
+                        }
+                    }
+                    drain(ts);
+                }
+            }
+            Some(Input::Chosen { tenant, status }) => {
+                let mut tenants = inner.tenants.lock().expect("not poisoned");
+                if let Some(ts) = tenants.get_mut(&tenant) {
+                    ts.chosen.insert(status.user_id.clone(), status);
+                }
+            }
+            None => on_tick(&inner),
+        }
+    }
+}
+
+fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
+    match message {
+        BusMessage::Event {
+            tenant,
+            position,
+            audience,
+            recipients,
+            kind,
+            frame,
+        } => {
+            inner.learn_members(&kind, &frame);
+            let mut tenants = inner.tenants.lock().expect("not poisoned");
+            let Some(ts) = tenants.get_mut(&tenant) else {
+                return;
+            };
+            let Some(seq) = ts.seq.as_mut() else { return };
+            if position <= seq.delivered {
+                return;
+            }
+            seq.pending
+                .insert(position, (audience, recipients, Utf8Bytes::from(frame)));
+            drain(ts);
+        }
+        BusMessage::Ephemeral {
+            tenant,
+            recipients,
+            except_user,
+            frame,
+        } => {
+            let tenants = inner.tenants.lock().expect("not poisoned");
+            if let Some(ts) = tenants.get(&tenant) {
+                deliver(
+                    ts,
+                    "",
+                    recipients.as_deref(),
+                    except_user.as_deref(),
+                    Outbound::Frame(Utf8Bytes::from(frame)),
+                );
+            }
+        }
+        BusMessage::Kick {
+            tenant,
+            user,
+            session,
+            except_session,
+            code,
+            reason,
+        } => {
+            let tenants = inner.tenants.lock().expect("not poisoned");
+            if let Some(ts) = tenants.get(&tenant) {
+                for list in ts.conns.values() {
+                    for c in list {
+                        let hit = (user.as_deref() == Some(c.user_id.as_ref())
+                            || session.as_deref() == Some(c.session_id.as_ref()))
+                            && except_session.as_deref() != Some(c.session_id.as_ref());
+                        if hit {
+                            c.control.close(code, &reason);
+                        }
+                    }
+                }
+            }
+        }
+        BusMessage::Presence(report) => {
+            if report.node == inner.node_id {
+                return;
+            }
+            let mut tenants = inner.tenants.lock().expect("not poisoned");
+            if let Some(ts) = tenants.get_mut(&report.tenant) {
+                ts.reports.insert(report.node.clone(), report);
+            }
+        }
+        BusMessage::StatusChanged { tenant, user } => {
+            let serves = inner
+                .tenants
+                .lock()
+                .expect("not poisoned")
+                .contains_key(&tenant);
+            if serves {
+                let db = inner.db.for_tenant(&tenant);
+                let tx = inner.input.clone();
+                tokio::spawn(async move {
+                    if let Ok(status) = db.chosen_status(&user).await {
+                        let _ = tx.send(Input::Chosen { tenant, status });
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Delivers a tenant's pending events that are next in order.
+fn drain(ts: &mut TenantState) {
+    let Some(seq) = ts.seq.as_mut() else { return };
+    let mut ready = Vec::new();
+    while let Some(entry) = seq.pending.first_entry() {
+        if *entry.key() != seq.delivered + 1 {
+            break;
+        }
+        let (position, value) = entry.remove_entry();
+        seq.delivered = position;
+        ready.push((position, value));
+    }
+    seq.gap_since = if seq.pending.is_empty() {
+        None
+    } else {
+        seq.gap_since.or(Some(tokio::time::Instant::now()))
+    };
+    for (position, (audience, recipients, frame)) in ready {
+        deliver(
+            ts,
+            &audience,
+            recipients.as_deref(),
+            None,
+            Outbound::Event(position, frame),
+        );
+    }
+}
+
+fn on_tick(inner: &Arc<HubInner>) {
+    let now = now_ms();
+    let mut tenants = inner.tenants.lock().expect("not poisoned");
+    let mut fills = Vec::new();
+    for (tenant, ts) in tenants.iter_mut() {
+        // Gaps that did not fill by themselves are read from the log.
+        if let Some(seq) = ts.seq.as_mut() {
+            if let (Some(since), false) = (seq.gap_since, seq.filling) {
+                if since.elapsed() >= GAP_FILL_AFTER {
+                    if let Some((&first, _)) = seq.pending.iter().next() {
+                        seq.filling = true;
+                        fills.push((tenant.clone(), seq.delivered, first - 1));
+                    }
+                }
+            }
+        }
+        // Presence: recompute, send what changed as one frame.
+        if ts.conns.is_empty() && ts.local.values().all(|u| u.conns == 0) && ts.shown.is_empty() {
+            continue;
+        }
+        let computed = inner.compute_all(ts, now);
+        let changed: Vec<&UserPresence> = computed
+            .values()
+            .filter(|p| ts.shown.get(&p.user_id) != Some(*p))
+            .collect();
+        if !changed.is_empty() {
+            let frame = serde_json::json!({"type": "presence", "users": changed}).to_string();
+            metrics::counter!("presence_frames_total").increment(1);
+            deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
+            ts.shown = computed;
+        }
+        // Forget users who have left long ago.
+        ts.local
+            .retain(|_, u| u.conns > 0 || u.left_at.is_none_or(|t| now - t < 3_600_000));
+    }
+    drop(tenants);
+    for (tenant, after, upto) in fills {
+        let db = inner.db.for_tenant(&tenant);
+        let tx = inner.input.clone();
+        let weak = Arc::downgrade(inner);
+        tokio::spawn(async move {
+            let Some(inner) = weak.upgrade() else { return };
+            match db.events_between(after, upto).await {
+                Ok(events) if !events.is_empty() => {
+                    let mut messages = Vec::with_capacity(events.len());
+                    for e in &events {
+                        messages.push(inner.envelope(&tenant, e).await);
+                    }
+                    let _ = tx.send(Input::Refill {
+                        tenant,
+                        events: messages,
+                    });
+                }
+                _ => {
+                    let _ = tx.send(Input::FillFailed { tenant });
+                }
+            }
+        });
+    }
+}
+
+/// Publishes this node's presence reports when they change and refreshes them before
+/// they expire; with Redis, also keeps them under expiring keys and reads the others'.
+async fn maintain(hub: std::sync::Weak<HubInner>) {
+    let Some(first) = hub.upgrade() else { return };
+    let flush = Duration::from_millis(first.config.presence_flush_ms.max(10));
+    drop(first);
+    let mut tick = tokio::time::interval(flush);
+    let mut last_refresh = tokio::time::Instant::now();
+    let mut last_prune = tokio::time::Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(inner) = hub.upgrade() else { return };
+        let refresh = last_refresh.elapsed() >= NODE_REPORT_REFRESH;
+        if refresh {
+            last_refresh = tokio::time::Instant::now();
+        }
+        let reports: Vec<NodeReport> = {
+            let mut tenants = inner.tenants.lock().expect("not poisoned");
+            tenants
+                .iter_mut()
+                .filter(|(_, ts)| ts.local_dirty || (refresh && !ts.local.is_empty()))
+                .map(|(tenant, ts)| {
+                    ts.local_dirty = false;
+                    NodeReport {
+                        node: inner.node_id.clone(),
+                        tenant: tenant.clone(),
+                        expires_at: now_ms() + NODE_REPORT_TTL_MS,
+                        users: ts.local.clone(),
+                    }
+                })
+                .collect()
+        };
+        if let Some(redis) = &inner.redis {
+            let mut conn = redis.clone();
+            for r in &reports {
+                let key = format!("jobers:presence:{}:{}", r.tenant, r.node);
+                let _: redis::RedisResult<()> = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(serde_json::to_string(r).expect("serialisable"))
+                    .arg("PX")
+                    .arg(NODE_REPORT_TTL_MS)
+                    .query_async(&mut conn)
+                    .await;
+                inner.bus.publish(BusMessage::Presence(r.clone())).await;
+            }
+            if refresh {
+                read_other_reports(&inner, &mut conn).await;
+            }
+        }
+        if last_prune.elapsed() >= Duration::from_secs(3600) {
+            last_prune = tokio::time::Instant::now();
+            let before = now_ms() - inner.config.event_retention_secs as i64 * 1000;
+            if let Err(e) = inner.db.prune_events(before).await {
+                tracing::warn!(error = %e, "pruning events failed");
+            }
+        }
+    }
+}
+
+/// Reads every other node's presence keys for the tenants this node serves; a node whose
+/// key expired (it died) drops out.
+async fn read_other_reports(inner: &Arc<HubInner>, conn: &mut redis::aio::ConnectionManager) {
+    let tenants: Vec<String> = inner
+        .tenants
+        .lock()
+        .expect("not poisoned")
+        .keys()
+        .cloned()
+        .collect();
+    for tenant in tenants {
+        let pattern = format!("jobers:presence:{tenant}:*");
+        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query_async(conn).await {
+            Ok(k) => k,
+            Err(_) => continue,
+        };
+        let mut reports = HashMap::new();
+        if !keys.is_empty() {
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(conn)
+                .await
+                .unwrap_or_default();
+            for v in values.into_iter().flatten() {
+                if let Ok(r) = serde_json::from_str::<NodeReport>(&v) {
+                    if r.node != inner.node_id {
+                        reports.insert(r.node.clone(), r);
+                    }
+                }
+            }
+        }
+        if let Some(ts) = inner.tenants.lock().expect("not poisoned").get_mut(&tenant) {
+            ts.reports = reports;
+        }
+    }
+}
