@@ -49,10 +49,17 @@ fn example(schema: &Value, doc: &Value, b_ids: &HashMap<&str, String>) -> Value 
                 for (name, prop) in props {
                     if let Some(id) = b_ids.get(name.as_str()) {
                         obj.insert(name.clone(), json!(id));
-                    } else if let Some(id) = name.strip_suffix("_ids").and_then(|n| b_ids.get(format!("{n}_id").as_str())) {
+                    } else if let Some(id) = name
+                        .strip_suffix("_ids")
+                        .and_then(|n| b_ids.get(format!("{n}_id").as_str()))
+                    {
                         obj.insert(name.clone(), json!([id]));
                     } else if name == "add" || name == "attachments" {
-                        let key = if name == "add" { "user_id" } else { "upload_id" };
+                        let key = if name == "add" {
+                            "user_id"
+                        } else {
+                            "upload_id"
+                        };
                         obj.insert(name.clone(), json!([b_ids[key]]));
                     } else if required.contains(&name.as_str()) {
                         obj.insert(name.clone(), example(prop, doc, b_ids));
@@ -95,11 +102,39 @@ async fn every_route_refuses_another_tenants_objects() {
         .await
         .unwrap();
     let b_session = b_me["session_id"].as_str().unwrap().to_string();
-    let b_room: Value = app.post_json("/api/v1/rooms", Some(&b.access()), json!({"name": "B secret room", "member_ids": [b_user.id]})).await.json().await.unwrap();
+    let b_room: Value = app
+        .post_json(
+            "/api/v1/rooms",
+            Some(&b.access()),
+            json!({"name": "B secret room", "member_ids": [b_user.id]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let b_room_id = b_room["id"].as_str().unwrap().to_string();
-    let b_msg: Value = app.post_json(&format!("/api/v1/rooms/{b_room_id}/messages"), Some(&b.access()), json!({"body": "B secret message"})).await.json().await.unwrap();
-    let b_upload: Value = app.client.post(app.url("/api/v1/uploads?name=b-secret.txt")).bearer_auth(b.access())
-        .header("content-type", "text/plain").body("B secret file").send().await.unwrap().json().await.unwrap();
+    let b_msg: Value = app
+        .post_json(
+            &format!("/api/v1/rooms/{b_room_id}/messages"),
+            Some(&b.access()),
+            json!({"body": "B secret message"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_upload: Value = app
+        .client
+        .post(app.url("/api/v1/uploads?name=b-secret.txt"))
+        .bearer_auth(b.access())
+        .header("content-type", "text/plain")
+        .body("B secret file")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // Tenant A's own objects, for the control calls.
     let a_dep: Value = app
         .post_json(
@@ -117,18 +152,49 @@ async fn every_route_refuses_another_tenants_objects() {
         .json()
         .await
         .unwrap();
-    let a_room: Value = app.post_json("/api/v1/rooms", Some(&a.access()), json!({"name": "A room"})).await.json().await.unwrap();
+    let a_room: Value = app
+        .post_json(
+            "/api/v1/rooms",
+            Some(&a.access()),
+            json!({"name": "A room"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let a_room_id = a_room["id"].as_str().unwrap().to_string();
-    let a_msg: Value = app.post_json(&format!("/api/v1/rooms/{a_room_id}/messages"), Some(&a.access()), json!({"body": "A message"})).await.json().await.unwrap();
-    let a_upload: Value = app.client.post(app.url("/api/v1/uploads?name=a.txt")).bearer_auth(a.access())
-        .header("content-type", "text/plain").body("A file").send().await.unwrap().json().await.unwrap();
+    let a_msg: Value = app
+        .post_json(
+            &format!("/api/v1/rooms/{a_room_id}/messages"),
+            Some(&a.access()),
+            json!({"body": "A message"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_upload: Value = app
+        .client
+        .post(app.url("/api/v1/uploads?name=a.txt"))
+        .bearer_auth(a.access())
+        .header("content-type", "text/plain")
+        .body("A file")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     let b_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", b_user.id.clone()),
         ("department_id", b_dep["id"].as_str().unwrap().to_string()),
         ("session_id", b_session.clone()),
         ("room_id", b_room_id.clone()),
-        ("message_id", b_msg["message"]["id"].as_str().unwrap().to_string()),
+        (
+            "message_id",
+            b_msg["message"]["id"].as_str().unwrap().to_string(),
+        ),
         ("upload_id", b_upload["id"].as_str().unwrap().to_string()),
     ]);
     let a_ids: HashMap<&str, String> = HashMap::from([
@@ -139,7 +205,10 @@ async fn every_route_refuses_another_tenants_objects() {
             a_me["session_id"].as_str().unwrap().to_string(),
         ),
         ("room_id", a_room_id.clone()),
-        ("message_id", a_msg["message"]["id"].as_str().unwrap().to_string()),
+        (
+            "message_id",
+            a_msg["message"]["id"].as_str().unwrap().to_string(),
+        ),
         ("upload_id", a_upload["id"].as_str().unwrap().to_string()),
     ]);
     // Strings that must never appear in a response to tenant A.
@@ -198,12 +267,20 @@ async fn every_route_refuses_another_tenants_objects() {
                     b_ids.values().any(|id| text.contains(id.as_str()))
                 });
                 if method != Method::GET && names_b {
-                    let r = app.request(method.clone(), path, &a.access(), body.clone()).await;
+                    let r = app
+                        .request(method.clone(), path, &a.access(), body.clone())
+                        .await;
                     let status = r.status();
                     let text = r.text().await.unwrap();
-                    assert!(status == 404 || status == 422, "{method} {path} with B's ids in {body:?} gave {status}: {text}");
+                    assert!(
+                        status == 404 || status == 422,
+                        "{method} {path} with B's ids in {body:?} gave {status}: {text}"
+                    );
                     for s in &secrets {
-                        assert!(!text.contains(s.as_str()), "{method} {path} leaked {s}: {text}");
+                        assert!(
+                            !text.contains(s.as_str()),
+                            "{method} {path} leaked {s}: {text}"
+                        );
                     }
                     probed += 1;
                 }
@@ -273,14 +350,33 @@ async fn every_route_refuses_another_tenants_objects() {
     assert_eq!(user["role"], "recruiter");
     assert_eq!(user["name"], b_user.name.as_str());
     app.login("bravo", &b_user.email, PASSWORD).await;
-    let room: Value = app.get(&format!("/api/v1/rooms/{b_room_id}"), &b_access).await.json().await.unwrap();
+    let room: Value = app
+        .get(&format!("/api/v1/rooms/{b_room_id}"), &b_access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(room["name"], "B secret room");
-    assert_eq!(room["member_ids"].as_array().unwrap().len(), 2, "no A user joined B's room");
-    let messages: Value = app.get(&format!("/api/v1/rooms/{b_room_id}/messages"), &b_access).await.json().await.unwrap();
+    assert_eq!(
+        room["member_ids"].as_array().unwrap().len(),
+        2,
+        "no A user joined B's room"
+    );
+    let messages: Value = app
+        .get(&format!("/api/v1/rooms/{b_room_id}/messages"), &b_access)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(messages.as_array().unwrap().len(), 1);
     assert_eq!(messages[0]["body"], "B secret message");
     // And nothing of B's was pulled into A's room.
-    let a_messages: Value = app.get(&format!("/api/v1/rooms/{a_room_id}/messages"), &a.access()).await.json().await.unwrap();
+    let a_messages: Value = app
+        .get(&format!("/api/v1/rooms/{a_room_id}/messages"), &a.access())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(!a_messages.to_string().contains("b-secret"), "{a_messages}");
 }
 

@@ -5,6 +5,8 @@
 //! database of its own on that server. Logs are shown only when `TEST_LOG` is set.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::time::Duration;
 
 use jobers::config::{Config, LogFormat, Secret};
