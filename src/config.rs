@@ -211,7 +211,8 @@ impl Config {
         }
         figment
             .merge(env.filter(|key| {
-                !CLI_ONLY_VARS.contains(&key.as_str()) && !key.as_str().starts_with("test_")
+                let key = key.as_str().to_ascii_lowercase();
+                !CLI_ONLY_VARS.contains(&key.as_str()) && !key.starts_with("test_")
             }))
             .extract()
             .map_err(|e| ConfigError(Box::new(e)))
@@ -257,6 +258,10 @@ mod tests {
             jail.set_env("JOBERS_LISTEN", "127.0.0.1:9100");
             jail.set_env("JOBERS_AUTH__MAX_FAILURES_PER_ACCOUNT", "3");
             jail.set_env("JOBERS_DATABASE_URL", "postgres://localhost/x");
+            // Variables of the command line and of the test harness are not settings.
+            jail.set_env("JOBERS_CONFIG", "elsewhere.toml");
+            jail.set_env("JOBERS_ADMIN_PASSWORD", "secret secret");
+            jail.set_env("JOBERS_TEST_REDIS_URL", "redis://x");
             let config = Config::load(Some(Path::new("jobers.toml"))).expect("loads");
             assert_eq!(config.listen.port(), 9100);
             assert_eq!(config.log_filter, "debug");

@@ -30,9 +30,15 @@ log "building tests"
 cargo nextest run --locked --workspace --no-run
 
 start_postgres "$work/pg"
+start_redis "$work/redis"
+# Multi-node tests always use PostgreSQL and Redis; the rest run once per database.
+export JOBERS_TEST_POSTGRES_URL="$JOBERS_TEST_DATABASE_URL"
 
 log "tests on SQLite (embedded default)"
 JOBERS_TEST_DATABASE_URL= cargo nextest run --locked --workspace --no-fail-fast
 
 log "tests on PostgreSQL"
-cargo nextest run --locked --workspace --no-fail-fast
+cargo nextest run --locked --workspace --no-fail-fast -E 'not binary(cluster)'
+
+log "load scenarios at test size"
+cargo run --locked --release -p jobers-load -- smoke

@@ -351,36 +351,44 @@ impl Hub {
             tx,
             control: Arc::new(ConnControl::default()),
         };
-        let mut tenants = inner.tenants.lock().expect("not poisoned");
-        let ts = tenants.entry(tenant.to_string()).or_default();
-        if let Some((position, chosen)) = init {
-            if ts.seq.is_none() {
-                ts.seq = Some(Sequencer {
-                    delivered: position,
-                    pending: BTreeMap::new(),
-                    gap_since: None,
-                    filling: false,
-                });
-                ts.chosen = chosen.into_iter().map(|c| (c.user_id.clone(), c)).collect();
+        let first_here = init.is_some();
+        {
+            let mut tenants = inner.tenants.lock().expect("not poisoned");
+            let ts = tenants.entry(tenant.to_string()).or_default();
+            if let Some((position, chosen)) = init {
+                if ts.seq.is_none() {
+                    ts.seq = Some(Sequencer {
+                        delivered: position,
+                        pending: BTreeMap::new(),
+                        gap_since: None,
+                        filling: false,
+                    });
+                    ts.chosen = chosen.into_iter().map(|c| (c.user_id.clone(), c)).collect();
+                }
             }
+            let list = ts.conns.entry(handle.user_id.clone()).or_default();
+            list.push(handle.clone());
+            if list.len() > inner.config.max_connections_per_user.max(1) {
+                let oldest = list.remove(0);
+                oldest.control.close(
+                    protocol::close::TOO_MANY_CONNECTIONS,
+                    "too_many_connections",
+                );
+            }
+            let now = now_ms();
+            let entry = ts.local.entry(principal.user_id().to_string()).or_default();
+            entry.conns += 1;
+            entry.active_at = now;
+            entry.left_at = None;
+            ts.local_dirty = true;
+            inner.connections.fetch_add(1, Ordering::Relaxed);
+            metrics::gauge!("ws_connections").set(inner.connections.load(Ordering::Relaxed) as f64);
         }
-        let list = ts.conns.entry(handle.user_id.clone()).or_default();
-        list.push(handle.clone());
-        if list.len() > inner.config.max_connections_per_user.max(1) {
-            let oldest = list.remove(0);
-            oldest.control.close(
-                protocol::close::TOO_MANY_CONNECTIONS,
-                "too_many_connections",
-            );
+        if let (true, Some(redis)) = (first_here, &inner.redis) {
+            // First user of this tenant on this node: learn the other nodes' view now, so
+            // the snapshot in `welcome` is complete.
+            read_tenant_reports(inner, &mut redis.clone(), tenant).await;
         }
-        let now = now_ms();
-        let entry = ts.local.entry(principal.user_id().to_string()).or_default();
-        entry.conns += 1;
-        entry.active_at = now;
-        entry.left_at = None;
-        ts.local_dirty = true;
-        inner.connections.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("ws_connections").set(inner.connections.load(Ordering::Relaxed) as f64);
         Ok((handle, rx, current))
     }
 
@@ -879,28 +887,50 @@ async fn read_other_reports(inner: &Arc<HubInner>, conn: &mut redis::aio::Connec
         .cloned()
         .collect();
     for tenant in tenants {
-        let pattern = format!("jobers:presence:{tenant}:*");
-        let keys: Vec<String> = match redis::cmd("KEYS").arg(&pattern).query_async(conn).await {
-            Ok(k) => k,
-            Err(_) => continue,
-        };
-        let mut reports = HashMap::new();
-        if !keys.is_empty() {
-            let values: Vec<Option<String>> = redis::cmd("MGET")
-                .arg(&keys)
-                .query_async(conn)
-                .await
-                .unwrap_or_default();
-            for v in values.into_iter().flatten() {
-                if let Ok(r) = serde_json::from_str::<NodeReport>(&v) {
-                    if r.node != inner.node_id {
-                        reports.insert(r.node.clone(), r);
-                    }
+        read_tenant_reports(inner, conn, &tenant).await;
+    }
+}
+
+async fn read_tenant_reports(
+    inner: &HubInner,
+    conn: &mut redis::aio::ConnectionManager,
+    tenant: &str,
+) {
+    let pattern = format!("jobers:presence:{tenant}:*");
+    let mut keys: Vec<String> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let page: redis::RedisResult<(u64, Vec<String>)> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(200)
+            .query_async(conn)
+            .await;
+        let Ok((next, found)) = page else { return };
+        keys.extend(found);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut reports = HashMap::new();
+    if !keys.is_empty() {
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(conn)
+            .await
+            .unwrap_or_default();
+        for v in values.into_iter().flatten() {
+            if let Ok(r) = serde_json::from_str::<NodeReport>(&v) {
+                if r.node != inner.node_id {
+                    reports.insert(r.node.clone(), r);
                 }
             }
         }
-        if let Some(ts) = inner.tenants.lock().expect("not poisoned").get_mut(&tenant) {
-            ts.reports = reports;
-        }
+    }
+    if let Some(ts) = inner.tenants.lock().expect("not poisoned").get_mut(tenant) {
+        ts.reports = reports;
     }
 }
