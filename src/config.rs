@@ -61,7 +61,7 @@ pub struct Config {
     pub log_filter: String,
     /// `redis://…`: share events and presence with other nodes. Empty: this node is alone.
     pub redis_url: Option<Secret<String>>,
-    /// This node's name in presence records; empty: host name and process id.
+    /// This node's name in presence records; empty: the process id and a random suffix.
     pub node_id: Option<String>,
     pub auth: AuthConfig,
     pub http: HttpConfig,
@@ -131,7 +131,8 @@ pub struct HttpConfig {
     pub max_upload_bytes: usize,
     /// Origins allowed to call the API from another site. Empty: same origin only.
     pub cors_allowed_origins: Vec<String>,
-    /// A request that takes longer than this is answered with 408 and dropped.
+    /// A request that takes longer than this is abandoned and answered with 503
+    /// `request_timeout`.
     pub request_timeout_secs: u64,
     /// Directory with the built web client, served at `/`. Empty: `web-client/dist` when
     /// it exists.

@@ -113,6 +113,9 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownReference(what) => ApiError::Unprocessable {
                 code: match what {
                     "department" => "unknown_department",
+                    "user" => "unknown_user",
+                    "upload" => "unknown_upload",
+                    "message" => "unknown_message",
                     _ => "unknown_reference",
                 },
                 message: format!("no such {what} in this workspace"),

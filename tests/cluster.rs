@@ -34,6 +34,7 @@ impl Drop for Node {
     }
 }
 
+#[allow(clippy::zombie_processes)] // the Node owns the child and kills and waits for it on drop
 fn start_node(name: &str, database_url: &str, redis_url: &str, dir: &std::path::Path) -> Node {
     let mut child = Command::new(env!("CARGO_BIN_EXE_jobers"))
         .arg("serve")

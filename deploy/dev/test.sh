@@ -40,5 +40,7 @@ JOBERS_TEST_DATABASE_URL= cargo nextest run --locked --workspace --no-fail-fast
 log "tests on PostgreSQL"
 cargo nextest run --locked --workspace --no-fail-fast -E 'not binary(cluster)'
 
-log "load scenarios at test size"
-cargo run --locked --release -p jobers-load -- smoke
+log "load scenarios at test size (correctness only; full-size runs: loadtests/README.md)"
+cargo build --locked --workspace --bins
+"$CARGO_TARGET_DIR/debug/jobers-load" --out "$work/reports" \
+  --cluster-database "$JOBERS_TEST_POSTGRES_URL" --redis "$JOBERS_TEST_REDIS_URL" smoke

@@ -185,7 +185,7 @@ async fn leave_room(
     let me = user.principal.user_id().to_string();
     let change = user
         .db
-        .change_members(&room_id, &me, &[], &[me.clone()])
+        .change_members(&room_id, &me, &[], std::slice::from_ref(&me))
         .await?;
     state.chat.publish_change(&user.principal, &change).await;
     Ok(StatusCode::NO_CONTENT)

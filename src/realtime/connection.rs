@@ -15,6 +15,8 @@ use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::store::ReplayStart;
 
+/// How long one write to a client may take before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
 const REPLAY_PAGE: i64 = 500;
 
@@ -204,20 +206,30 @@ async fn serve_attached(
     // 4. Writer and reader.
     let (sink, stream) = socket.split();
     let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
-    let writer = tokio::spawn(write_loop(
+    let mut writer = tokio::spawn(write_loop(
         sink,
         rx,
         handle.control.clone(),
         last,
         heartbeat,
     ));
-    let outcome = read_loop(stream, ctx, principal, handle, heartbeat).await;
+    let (outcome, writer_done) = tokio::select! {
+        outcome = read_loop(stream, ctx, principal, handle, heartbeat) => (outcome, false),
+        // The writer gave up (the client stopped reading, or went away).
+        _ = &mut writer => (None, true),
+    };
     if let Some((code, reason)) = outcome {
         handle.control.close(code, &reason);
     } else {
         handle.control.close(1000, "bye");
     }
-    let _ = writer.await;
+    if !writer_done
+        && tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
     Ok(())
 }
 
@@ -230,15 +242,26 @@ async fn write_loop(
 ) {
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
+    // A write that cannot finish in time means the client stopped reading: give up.
+    async fn send(
+        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+        m: Message,
+    ) -> bool {
+        matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, sink.send(m)).await,
+            Ok(Ok(()))
+        )
+    }
     loop {
         tokio::select! {
             biased;
-            _ = control.notify.notified() => {
+            _ = control.closed() => {
                 if let Some((code, reason)) = control.close_reason() {
-                    let _ = sink.send(close_message(code, &reason)).await;
-                    let _ = sink.close().await;
-                    return;
+                    if send(&mut sink, close_message(code, &reason)).await {
+                        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+                    }
                 }
+                return;
             }
             item = rx.recv() => {
                 let Some(item) = item else { return };
@@ -247,12 +270,12 @@ async fn write_loop(
                     Outbound::Event(position, text) => { last = position; text }
                     Outbound::Frame(text) => text,
                 };
-                if sink.send(Message::Text(text)).await.is_err() {
+                if !send(&mut sink, Message::Text(text)).await {
                     return;
                 }
             }
             _ = ping.tick() => {
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                if !send(&mut sink, Message::Ping(Default::default())).await {
                     return;
                 }
             }
@@ -266,10 +289,30 @@ struct RateLimit {
     burst: f64,
     tokens: f64,
     at: Instant,
+    /// Refused frames in the current run of refusals; a client that keeps pushing past
+    /// many warnings is disconnected. A quiet spell forgives.
     strikes: u32,
+    last_strike: Instant,
 }
 
+/// Refused frames, without a quiet spell in between, before the connection is closed.
+const MAX_STRIKES: u32 = 50;
+/// A spell without refusals this long resets the strikes.
+const STRIKES_FORGIVEN_AFTER: Duration = Duration::from_secs(10);
+
 impl RateLimit {
+    fn new(rate: f64) -> Self {
+        let now = Instant::now();
+        RateLimit {
+            rate,
+            burst: rate * 2.0,
+            tokens: rate * 2.0,
+            at: now,
+            strikes: 0,
+            last_strike: now,
+        }
+    }
+
     fn allow(&mut self) -> bool {
         let now = Instant::now();
         self.tokens =
@@ -277,8 +320,13 @@ impl RateLimit {
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
+            if now.duration_since(self.last_strike) >= STRIKES_FORGIVEN_AFTER {
+                self.strikes = 0;
+            }
             true
         } else {
+            self.strikes += 1;
+            self.last_strike = now;
             false
         }
     }
@@ -294,21 +342,12 @@ async fn read_loop(
     heartbeat: Duration,
 ) -> Option<(u16, String)> {
     let rate = ctx.hub.config().frames_per_second.max(1) as f64;
-    let mut limit = RateLimit {
-        rate,
-        burst: rate * 2.0,
-        tokens: rate * 2.0,
-        at: Instant::now(),
-        strikes: 0,
-    };
+    let mut limit = RateLimit::new(rate);
     loop {
         let next = tokio::select! {
             next = tokio::time::timeout(heartbeat * 3, stream.next()) => next,
-            _ = handle.control.notify.notified() => {
-                // Closed by the hub: let the writer send the close frame.
-                handle.control.notify.notify_one();
-                return handle.control.close_reason();
-            }
+            // Closed by the hub: the writer sends the close frame.
+            _ = handle.control.closed() => return handle.control.close_reason(),
         };
         let message = match next {
             Err(_) => return Some((close::HEARTBEAT_TIMEOUT, "heartbeat_timeout".into())),
@@ -334,8 +373,7 @@ async fn read_loop(
             Message::Ping(_) | Message::Pong(_) => continue,
         };
         if !limit.allow() {
-            limit.strikes += 1;
-            if limit.strikes > 50 {
+            if limit.strikes > MAX_STRIKES {
                 return Some((close::RATE_LIMITED, "rate_limited".into()));
             }
             reply(

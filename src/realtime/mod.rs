@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use self::bus::{Bus, BusMessage};
 use self::presence::{NodeReport, NodeUser, Rules, UserPresence};
@@ -32,6 +32,9 @@ use crate::store::{now_ms, Audience, ChosenStatus, Db, StoredEvent};
 const GAP_FILL_AFTER: Duration = Duration::from_millis(500);
 /// How often the dispatcher looks at gaps, presence and timers.
 const TICK: Duration = Duration::from_millis(50);
+/// How often presence is recomputed for time-driven changes (idle, grace, "until", out of
+/// office, expired node reports) when no input changed.
+const PRESENCE_SWEEP: Duration = Duration::from_millis(500);
 /// How long this node's presence report lives in Redis without a refresh.
 const NODE_REPORT_TTL_MS: i64 = 6_000;
 /// How often this node refreshes its presence reports and reads the other nodes'.
@@ -46,25 +49,43 @@ pub enum Outbound {
     Frame(Utf8Bytes),
 }
 
-/// Set when the hub wants a connection closed; the writer sends the close frame.
-#[derive(Default)]
+/// Set when the hub wants a connection closed; the writer sends the close frame and the
+/// reader stops.
 pub struct ConnControl {
     close: Mutex<Option<(u16, String)>>,
-    pub notify: Notify,
+    signal: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for ConnControl {
+    fn default() -> Self {
+        Self {
+            close: Mutex::new(None),
+            signal: tokio::sync::watch::channel(false).0,
+        }
+    }
 }
 
 impl ConnControl {
-    pub fn close(&self, code: u16, reason: &str) {
+    /// Asks for the connection to be closed; true for the first such request.
+    pub fn close(&self, code: u16, reason: &str) -> bool {
         let mut slot = self.close.lock().expect("not poisoned");
-        if slot.is_none() {
+        let first = slot.is_none();
+        if first {
             *slot = Some((code, reason.to_string()));
         }
         drop(slot);
-        self.notify.notify_one();
+        self.signal.send_replace(true);
+        first
     }
 
     pub fn close_reason(&self) -> Option<(u16, String)> {
         self.close.lock().expect("not poisoned").clone()
+    }
+
+    /// Completes once a close was asked for.
+    pub async fn closed(&self) {
+        let mut rx = self.signal.subscribe();
+        let _ = rx.wait_for(|closed| *closed).await;
     }
 }
 
@@ -82,9 +103,12 @@ impl ConnHandle {
         match self.tx.try_send(item) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                metrics::counter!("ws_slow_consumer_disconnects_total").increment(1);
-                self.control
-                    .close(protocol::close::SLOW_CONSUMER, "slow_consumer");
+                if self
+                    .control
+                    .close(protocol::close::SLOW_CONSUMER, "slow_consumer")
+                {
+                    metrics::counter!("ws_slow_consumer_disconnects_total").increment(1);
+                }
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
@@ -110,6 +134,8 @@ struct TenantState {
     chosen: HashMap<String, ChosenStatus>,
     /// Presence last shown to clients.
     shown: HashMap<String, UserPresence>,
+    /// An input of presence changed since it was last computed.
+    presence_dirty: bool,
 }
 
 enum Input {
@@ -342,7 +368,6 @@ impl Hub {
         } else {
             None
         };
-        let current = tdb.current_position().await?;
         let (tx, rx) = mpsc::channel(inner.config.outgoing_queue.max(8));
         let handle = ConnHandle {
             id: inner.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -368,9 +393,14 @@ impl Hub {
             }
             let list = ts.conns.entry(handle.user_id.clone()).or_default();
             list.push(handle.clone());
-            if list.len() > inner.config.max_connections_per_user.max(1) {
-                let oldest = list.remove(0);
-                oldest.control.close(
+            // Past the limit, the oldest open connection is asked to close; it leaves the
+            // list (and the counts) through its own `detach`.
+            let open: Vec<&ConnHandle> = list
+                .iter()
+                .filter(|c| c.control.close_reason().is_none())
+                .collect();
+            if open.len() > inner.config.max_connections_per_user.max(1) {
+                open[0].control.close(
                     protocol::close::TOO_MANY_CONNECTIONS,
                     "too_many_connections",
                 );
@@ -381,6 +411,7 @@ impl Hub {
             entry.active_at = now;
             entry.left_at = None;
             ts.local_dirty = true;
+            ts.presence_dirty = true;
             inner.connections.fetch_add(1, Ordering::Relaxed);
             metrics::gauge!("ws_connections").set(inner.connections.load(Ordering::Relaxed) as f64);
         }
@@ -389,6 +420,16 @@ impl Hub {
             // the snapshot in `welcome` is complete.
             read_tenant_reports(inner, &mut redis.clone(), tenant).await;
         }
+        // Read after registering: whatever commits from here on is delivered live (the
+        // writer skips positions up to this one), whatever came before is in the state the
+        // client loads or replays.
+        let current = match tdb.current_position().await {
+            Ok(p) => p,
+            Err(e) => {
+                self.detach(tenant, &handle);
+                return Err(e.into());
+            }
+        };
         Ok((handle, rx, current))
     }
 
@@ -413,6 +454,7 @@ impl Hub {
                     }
                 }
                 ts.local_dirty = true;
+                ts.presence_dirty = true;
                 inner.connections.fetch_sub(1, Ordering::Relaxed);
                 metrics::gauge!("ws_connections")
                     .set(inner.connections.load(Ordering::Relaxed) as f64);
@@ -432,7 +474,9 @@ impl Hub {
             let stale = now - entry.active_at > self.inner.config.idle_away_secs as i64 * 1000 / 4;
             entry.active_at = now;
             if stale {
-                tenants.get_mut(tenant).expect("present").local_dirty = true;
+                let ts = tenants.get_mut(tenant).expect("present");
+                ts.local_dirty = true;
+                ts.presence_dirty = true;
             }
         }
     }
@@ -583,7 +627,13 @@ fn deliver(
 
 /// The dispatcher: the one task that orders and fans out events on this node.
 async fn dispatch(hub: std::sync::Weak<HubInner>, mut input: mpsc::UnboundedReceiver<Input>) {
-    let mut tick = tokio::time::interval(TICK);
+    let presence_every = match hub.upgrade() {
+        Some(inner) => Duration::from_millis(inner.config.presence_flush_ms.max(10)),
+        None => return,
+    };
+    let mut last_presence = tokio::time::Instant::now();
+    let mut last_sweep = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(TICK.min(presence_every));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let item = tokio::select! {
@@ -624,6 +674,14 @@ async fn dispatch(hub: std::sync::Weak<HubInner>, mut input: mpsc::UnboundedRece
                             seq.gap_since = None;
                         }
                     }
+                    // Clients of this tenant may have missed events: they reconnect and
+                    // resume from the log (or get a resync), never a silent gap.
+                    for list in ts.conns.values() {
+                        for c in list {
+                            c.control
+                                .close(protocol::close::RESUME_REQUIRED, "resume_required");
+                        }
+                    }
                     drain(ts);
                 }
             }
@@ -631,9 +689,20 @@ async fn dispatch(hub: std::sync::Weak<HubInner>, mut input: mpsc::UnboundedRece
                 let mut tenants = inner.tenants.lock().expect("not poisoned");
                 if let Some(ts) = tenants.get_mut(&tenant) {
                     ts.chosen.insert(status.user_id.clone(), status);
+                    ts.presence_dirty = true;
                 }
             }
-            None => on_tick(&inner),
+            None => {
+                let presence_due = last_presence.elapsed() >= presence_every;
+                let sweep = presence_due && last_sweep.elapsed() >= PRESENCE_SWEEP;
+                if presence_due {
+                    last_presence = tokio::time::Instant::now();
+                }
+                if sweep {
+                    last_sweep = tokio::time::Instant::now();
+                }
+                on_tick(&inner, presence_due, sweep);
+            }
         }
     }
 }
@@ -707,6 +776,7 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
             let mut tenants = inner.tenants.lock().expect("not poisoned");
             if let Some(ts) = tenants.get_mut(&report.tenant) {
                 ts.reports.insert(report.node.clone(), report);
+                ts.presence_dirty = true;
             }
         }
         BusMessage::StatusChanged { tenant, user } => {
@@ -756,7 +826,7 @@ fn drain(ts: &mut TenantState) {
     }
 }
 
-fn on_tick(inner: &Arc<HubInner>) {
+fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
     let now = now_ms();
     let mut tenants = inner.tenants.lock().expect("not poisoned");
     let mut fills = Vec::new();
@@ -772,10 +842,13 @@ fn on_tick(inner: &Arc<HubInner>) {
                 }
             }
         }
-        // Presence: recompute, send what changed as one frame.
-        if ts.conns.is_empty() && ts.local.values().all(|u| u.conns == 0) && ts.shown.is_empty() {
+        // Presence: recompute when an input changed (or, for the timers — idle, grace,
+        // "until", out of office, expired node reports — on the periodic sweep), and send
+        // what changed as one frame.
+        if !presence_due || !(ts.presence_dirty || sweep) || ts.conns.is_empty() {
             continue;
         }
+        ts.presence_dirty = false;
         let computed = inner.compute_all(ts, now);
         let changed: Vec<&UserPresence> = computed
             .values()
@@ -932,5 +1005,6 @@ async fn read_tenant_reports(
     }
     if let Some(ts) = inner.tenants.lock().expect("not poisoned").get_mut(tenant) {
         ts.reports = reports;
+        ts.presence_dirty = true;
     }
 }

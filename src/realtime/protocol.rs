@@ -19,6 +19,8 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4008;
     /// The user opened more connections than allowed; this, the oldest, was closed.
     pub const TOO_MANY_CONNECTIONS: u16 = 4009;
+    /// The node lost track of some events: reconnect and resume from the last position.
+    pub const RESUME_REQUIRED: u16 = 4013;
     /// No `hello` in time.
     pub const HELLO_TIMEOUT: u16 = 4011;
     /// The client kept sending faster than allowed after being warned.

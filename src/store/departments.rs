@@ -82,7 +82,7 @@ impl TenantDb {
 
     /// Deletes a department; its users stay, without a department.
     pub async fn delete_department(&self, id: &str) -> StoreResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
         sqlx::query(
             "UPDATE users SET department_id = NULL WHERE tenant_id = $1 AND department_id = $2",
         )

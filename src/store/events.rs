@@ -137,10 +137,10 @@ impl TenantDb {
     /// Begins a transaction that will append events; returns it with the next position.
     pub(crate) async fn begin_with_position(
         &self,
-    ) -> StoreResult<(Transaction<'static, Any>, i64)> {
-        let mut tx = self.pool().begin().await?;
+    ) -> StoreResult<(Transaction<'static, Any>, i64, super::WriteGate)> {
+        let (mut tx, gate) = self.begin_write().await?;
         let position = next_position(&mut tx, &self.tenant_id).await?;
-        Ok((tx, position))
+        Ok((tx, position, gate))
     }
 
     /// Appends one event in its own transaction.
@@ -150,7 +150,7 @@ impl TenantDb {
         audience: &Audience,
         payload: &str,
     ) -> StoreResult<StoredEvent> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let created_at =
             insert_event(&mut tx, &self.tenant_id, position, kind, audience, payload).await?;
         tx.commit().await?;

@@ -21,6 +21,7 @@ mod uploads;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -117,7 +118,14 @@ pub struct Readiness {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Write transactions queue here, in order, instead of
+    /// polling for the file lock (which makes latency spiky) or failing when a reading
+    /// transaction cannot upgrade. `None` on PostgreSQL, which locks rows.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// Held for the length of a write transaction (see [`Db`]'s `write_gate`).
+pub(crate) type WriteGate = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,7 +177,13 @@ impl Db {
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
-        Ok(Db { pool, backend })
+        let write_gate =
+            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        Ok(Db {
+            pool,
+            backend,
+            write_gate,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -266,6 +280,18 @@ impl TenantDb {
 
     fn pool(&self) -> &AnyPool {
         &self.db.pool
+    }
+
+    /// Begins a transaction that writes: on SQLite, after its turn at the write gate.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<(sqlx::Transaction<'static, sqlx::Any>, WriteGate)> {
+        let gate = match &self.db.write_gate {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool().begin().await?;
+        Ok((tx, gate))
     }
 }
 

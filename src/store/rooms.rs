@@ -243,7 +243,7 @@ impl TenantDb {
         name: &str,
         members: &[String],
     ) -> StoreResult<RoomChange> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         self.check_users(&mut tx, members).await?;
         let id = new_id();
@@ -304,7 +304,7 @@ impl TenantDb {
                 events: Vec::new(),
             });
         }
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         self.check_users(&mut tx, &[other.to_string()]).await?;
         let id = new_id();
@@ -404,7 +404,7 @@ impl TenantDb {
         actor: &str,
         name: &str,
     ) -> StoreResult<RoomChange> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         let room = self.require_member(&mut tx, room_id, actor).await?;
         if room.kind != RoomKind::Group {
@@ -441,7 +441,7 @@ impl TenantDb {
         add: &[String],
         remove: &[String],
     ) -> StoreResult<RoomChange> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         let room = self.require_member(&mut tx, room_id, actor).await?;
         if room.kind != RoomKind::Group {
@@ -560,7 +560,7 @@ impl TenantDb {
                 });
             }
         }
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         let room = self.require_member(&mut tx, room_id, author).await?;
         let mentions: Vec<String> = new
@@ -680,7 +680,7 @@ impl TenantDb {
         author: &str,
         body: Option<&str>,
     ) -> StoreResult<Sent> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         let row: MessageRow = sqlx::query_as(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND id = $2"
@@ -754,7 +754,7 @@ impl TenantDb {
         user_id: &str,
         message_id: &str,
     ) -> StoreResult<Vec<StoredEvent>> {
-        let (mut tx, position) = self.begin_with_position().await?;
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         self.require_member(&mut tx, room_id, user_id).await?;
         let exists: Option<String> = sqlx::query_scalar(

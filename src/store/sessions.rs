@@ -77,7 +77,7 @@ impl TenantDb {
         source: Option<&str>,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at, \
              user_agent, source) VALUES ($1, $2, $3, $4, $4, $5, $6, $7)",
@@ -113,7 +113,7 @@ impl TenantDb {
         ttl_ms: i64,
     ) -> StoreResult<RefreshOutcome> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT t.session_id, t.used_at, s.user_id, s.revoked_at, s.expires_at, u.deactivated_at \
              FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \

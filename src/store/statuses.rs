@@ -9,7 +9,7 @@ use super::{now_ms, StoreResult, TenantDb};
 #[derive(Debug, Clone, Default, FromRow, PartialEq, Eq)]
 pub struct ChosenStatus {
     pub user_id: String,
-    /// `busy`, `away`, or `None` for automatic.
+    /// `online`, `busy`, `away`, or `None` for automatic.
     pub status: Option<String>,
     pub text: Option<String>,
     pub until: Option<i64>,

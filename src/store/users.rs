@@ -251,7 +251,7 @@ impl TenantDb {
     /// Deactivates (or reactivates) a user. Deactivation revokes every session at once.
     pub async fn set_user_active(&self, id: &str, active: bool) -> StoreResult<User> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET deactivated_at = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
         )
@@ -310,7 +310,7 @@ impl TenantDb {
         keep_session: Option<&str>,
     ) -> StoreResult<()> {
         let now = now_ms();
-        let mut tx = self.pool().begin().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE users SET password_hash = $3, password_changed_at = $4, updated_at = $4 \
              WHERE tenant_id = $1 AND id = $2",

@@ -25,6 +25,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub config: Config,
     pub db: Db,
+    pub hub: jobers::realtime::Hub,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -85,6 +86,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         .expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let db = app.db().clone();
+    let hub = app.hub().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
@@ -97,6 +99,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
             .unwrap(),
         config,
         db,
+        hub,
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,

@@ -1,0 +1,273 @@
+//! The hub under test: a seeded database and `jobers serve` processes (optionally pinned
+//! to one core), and what the clients need to log in (tokens minted for seeded sessions).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jobers::config::Secret;
+use jobers::store::{Db, NewUser, Role};
+
+/// The signing key shared by the hub processes and the generator.
+pub const SECRET: &str = "load-test-signing-key-load-test-signing-key";
+
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+pub struct Tenant {
+    pub id: String,
+    pub users: Vec<User>,
+}
+
+/// Where the hub keeps its data for this run.
+pub struct Database {
+    pub url: String,
+    pub _dir: Option<PathBuf>,
+}
+
+/// A fresh database: a SQLite file under `dir`, or a new database on a PostgreSQL server.
+pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<Database> {
+    if kind == "sqlite" {
+        return Ok(Database {
+            url: format!("sqlite://{}?mode=rwc", dir.join("load.db").display()),
+            _dir: Some(dir.into()),
+        });
+    }
+    use sqlx::{Connection, Executor};
+    let name = format!("load_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(kind).await?;
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await?;
+    let base = kind.rsplit_once('/').map(|(b, _)| b).unwrap_or(kind);
+    Ok(Database {
+        url: format!("{base}/{name}"),
+        _dir: None,
+    })
+}
+
+/// Seeds `tenants` tenants of `users` recruiters each, with a live session and an access
+/// token per user.
+pub async fn seed(url: &str, tenants: usize, users: usize) -> anyhow::Result<Vec<Tenant>> {
+    let db = Db::connect(&Secret::new(url.to_string()), 8).await?;
+    db.migrate().await?;
+    let hash = jobers::auth::PasswordHasher::new(1024, 1)?
+        .hash("load test password")
+        .await?;
+    let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+    let now = chrono::Utc::now().timestamp() as u64;
+    let mut out = Vec::with_capacity(tenants);
+    for t in 0..tenants {
+        let tenant = db
+            .create_tenant(
+                &format!(
+                    "load{t}-{}",
+                    &uuid::Uuid::now_v7().simple().to_string()[20..]
+                ),
+                "Load",
+            )
+            .await?;
+        let tdb = db.for_tenant(&tenant.id);
+        let mut list = Vec::with_capacity(users);
+        // Sessions and users are written concurrently in chunks: seeding 18,000 takes seconds.
+        for chunk in (0..users).collect::<Vec<_>>().chunks(64) {
+            let mut tasks = Vec::new();
+            for &u in chunk {
+                let tdb = tdb.clone();
+                let hash = hash.clone();
+                let key = key.clone();
+                let tenant_id = tenant.id.clone();
+                tasks.push(tokio::spawn(async move {
+                    let user = tdb
+                        .create_user(NewUser {
+                            email: format!("u{u}@load.test"),
+                            name: format!("User {u}"),
+                            role: Role::Recruiter,
+                            department_id: None,
+                            phone: None,
+                            title: None,
+                            password_hash: hash,
+                        })
+                        .await?;
+                    let sid = jobers::store::new_id();
+                    tdb.create_session(
+                        &sid,
+                        &user.id,
+                        &uuid::Uuid::now_v7().to_string(),
+                        86_400_000,
+                        Some("jobers-load"),
+                        None,
+                    )
+                    .await?;
+                    let claims = jobers::auth::AccessClaims {
+                        sub: user.id.clone(),
+                        tid: tenant_id,
+                        sid,
+                        iat: now,
+                        exp: now + 86_400,
+                        typ: "access".into(),
+                    };
+                    let token =
+                        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)?;
+                    anyhow::Ok(User { id: user.id, token })
+                }));
+            }
+            for t in tasks {
+                list.push(t.await??);
+            }
+        }
+        out.push(Tenant {
+            id: tenant.id,
+            users: list,
+        });
+    }
+    db.close().await;
+    Ok(out)
+}
+
+/// Creates a group room with the given members (the first is the creator).
+pub async fn room(url: &str, tenant: &str, members: &[String]) -> anyhow::Result<String> {
+    let db = Db::connect(&Secret::new(url.to_string()), 2).await?;
+    let change = db
+        .for_tenant(tenant)
+        .create_group_room(&members[0], "load room", &members[1..])
+        .await?;
+    db.close().await;
+    Ok(change.room.id)
+}
+
+pub struct HubProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    pub pid: u32,
+}
+
+impl HubProcess {
+    /// Starts `jobers serve` (pinned to CPU `core` when given) and waits until it listens.
+    pub fn start(
+        bin: &Path,
+        database_url: &str,
+        redis_url: Option<&str>,
+        data_dir: &Path,
+        core: Option<usize>,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<HubProcess> {
+        let mut cmd = match core {
+            Some(c) if which("taskset") => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(c.to_string()).arg(bin);
+                cmd
+            }
+            _ => Command::new(bin),
+        };
+        cmd.arg("serve")
+            .env("JOBERS_DATABASE_URL", database_url)
+            .env("JOBERS_DATA_DIR", data_dir)
+            .env("JOBERS_LISTEN", "127.0.0.1:0")
+            .env("JOBERS_LOG_FORMAT", "json")
+            .env("JOBERS_LOG_FILTER", "warn,jobers::cli=info")
+            .env("JOBERS_AUTH__TOKEN_SECRET", SECRET)
+            .env("JOBERS_DATABASE_MAX_CONNECTIONS", "16")
+            .env("JOBERS_REALTIME__MAX_CONNECTIONS", "19500")
+            .env("JOBERS_REALTIME__FRAMES_PER_SECOND", "100000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(r) = redis_url {
+            cmd.env("JOBERS_REDIS_URL", r);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn()?;
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                anyhow::bail!("hub exited with {status}: {seen:?}");
+            }
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["message"] == "listening" {
+                        let url = v["url"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .trim_start_matches("http://")
+                            .to_string();
+                        std::thread::spawn(move || {
+                            for line in rx {
+                                if line.contains("ERROR") || line.contains("\"level\":\"ERROR\"") {
+                                    eprintln!("hub: {line}");
+                                }
+                            }
+                        });
+                        let pid = child.id();
+                        return Ok(HubProcess {
+                            child,
+                            addr: url.parse()?,
+                            pid,
+                        });
+                    }
+                }
+                seen.push(line);
+            }
+        }
+        let _ = child.kill();
+        anyhow::bail!("hub did not start: {seen:?}")
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        crate::report::rss_kib(self.pid)
+    }
+
+    /// SIGTERM, then wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn which(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Pins this process to one CPU.
+pub fn pin_self(core: usize) {
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}

@@ -1,0 +1,118 @@
+//! `jobers-load`: drives a real hub over loopback and reports what it measured.
+//!
+//! Each scenario seeds a fresh database, starts `jobers serve` (pinned to CPU 0 when
+//! `--pin`, the generator then runs on CPU 1), drives it with WebSocket clients spread
+//! over 127.0.0.x source addresses, stops by itself, prints its figures and writes
+//! `reports/<scenario>.json` and `.md`. `smoke` runs every scenario at a small size and
+//! checks correctness only: that is what the test suite runs.
+
+mod client;
+mod hub;
+mod report;
+mod scenarios;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "jobers-load", about = "Load scenarios for the Jobers hub")]
+pub struct Cli {
+    /// `sqlite` (a fresh file) or the URL of a PostgreSQL server (a fresh database on it).
+    #[arg(long, global = true, default_value = "sqlite")]
+    pub database: String,
+    /// The PostgreSQL server for `cluster` (default: `--database` when it is one).
+    #[arg(long, global = true, env = "JOBERS_TEST_POSTGRES_URL")]
+    pub cluster_database: Option<String>,
+    /// Redis URL, for `cluster`.
+    #[arg(long, global = true, env = "JOBERS_TEST_REDIS_URL")]
+    pub redis: Option<String>,
+    /// Pin the hub to CPU 0 and the generator to CPU 1.
+    #[arg(long, global = true)]
+    pub pin: bool,
+    /// The `jobers` binary (default: next to this one).
+    #[arg(long, global = true)]
+    pub bin: Option<PathBuf>,
+    /// Where reports go.
+    #[arg(long, global = true, default_value = "loadtests/reports")]
+    pub out: PathBuf,
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum Scenario {
+    /// Hold N authenticated idle connections; hub memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 18_000)]
+        conns: usize,
+    },
+    /// N clients connect, authenticate and get their snapshot; connections per second.
+    Connect {
+        #[arg(long, default_value_t = 18_000)]
+        conns: usize,
+        #[arg(long, default_value_t = 1_000)]
+        in_flight: usize,
+    },
+    /// A room of N members, 100-byte messages, rate stepped up to saturation.
+    Fanout {
+        #[arg(long, default_value_t = 1_000)]
+        members: usize,
+        /// Messages per second of each step.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "100,200,300,500,700,1000"
+        )]
+        rates: Vec<u32>,
+        #[arg(long, default_value_t = 5)]
+        step_secs: u64,
+    },
+    /// N connected in pairs; direct messages at a total rate; each durable before ack.
+    Direct {
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        #[arg(long, default_value_t = 5_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 15)]
+        secs: u64,
+    },
+    /// Users of many tenants connect at a rate; time until every presence view is complete.
+    Presence {
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        #[arg(long, default_value_t = 20)]
+        tenants: usize,
+        #[arg(long, default_value_t = 2_000)]
+        rate: u32,
+    },
+    /// Clients drop and resume while messages flow: gaps, duplicates, catch-up time.
+    Resume {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+    },
+    /// Fanout with members split across two nodes over Redis, against one node.
+    Cluster {
+        #[arg(long, default_value_t = 1_000)]
+        members: usize,
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        #[arg(long, default_value_t = 8)]
+        secs: u64,
+    },
+    /// Every scenario at a small size, checking correctness (for the test suite).
+    Smoke,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    client::raise_fd_limit();
+    let ok = scenarios::run(&cli).await?;
+    if !ok {
+        std::process::exit(1);
+    }
+    Ok(())
+}

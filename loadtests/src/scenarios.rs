@@ -1,0 +1,1147 @@
+//! The scenarios. Each returns its report; `smoke` checks correctness at a small size.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, now_nanos, position_of, stamp_of, stamped_body, Ws};
+use crate::hub::{self, HubProcess, Tenant};
+use crate::report::{CpuMeter, Report};
+use crate::{Cli, Scenario};
+
+/// Above this generator CPU use (in cores) the generator may be the bottleneck.
+const GENERATOR_SATURATED: f64 = 0.9;
+
+struct Env {
+    bin: PathBuf,
+    database: String,
+    cluster_database: Option<String>,
+    redis: Option<String>,
+    pin: bool,
+    dir: PathBuf,
+}
+
+impl Env {
+    fn core(&self, n: usize) -> Option<usize> {
+        self.pin.then_some(n)
+    }
+
+    async fn start(
+        &self,
+        tenants: usize,
+        users: usize,
+        extra: &[(&str, String)],
+    ) -> anyhow::Result<(HubProcess, Vec<Tenant>, hub::Database)> {
+        let dir = self.dir.join(uuid::Uuid::now_v7().simple().to_string());
+        std::fs::create_dir_all(&dir)?;
+        let db = hub::fresh_database(&self.database, &dir).await?;
+        let seeded = hub::seed(&db.url, tenants, users).await?;
+        let hub = HubProcess::start(&self.bin, &db.url, None, &dir, self.core(0), extra)?;
+        Ok((hub, seeded, db))
+    }
+}
+
+pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
+    let bin = cli.bin.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .expect("own path")
+            .parent()
+            .expect("a directory")
+            .join("jobers")
+    });
+    anyhow::ensure!(
+        bin.exists(),
+        "no jobers binary at {} (build it, or pass --bin)",
+        bin.display()
+    );
+    let dir = std::env::temp_dir().join(format!("jobers-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let env = Env {
+        bin,
+        database: cli.database.clone(),
+        redis: cli.redis.clone(),
+        pin: cli.pin,
+        dir: dir.clone(),
+    };
+    if env.pin {
+        hub::pin_self(1);
+    }
+    let result = match cli.scenario.clone() {
+        Scenario::Smoke => smoke(&env).await,
+        s => {
+            let report = one(&env, s).await?;
+            report.print();
+            report.write(&cli.out)?;
+            Ok(true)
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn one(env: &Env, s: Scenario) -> anyhow::Result<Report> {
+    match s {
+        Scenario::Idle { conns } => idle(env, conns).await,
+        Scenario::Connect { conns, in_flight } => connect(env, conns, in_flight).await,
+        Scenario::Fanout {
+            members,
+            rates,
+            step_secs,
+        } => fanout(env, members, &rates, step_secs).await,
+        Scenario::Direct { conns, rate, secs } => direct(env, conns, rate, secs).await,
+        Scenario::Presence {
+            users,
+            tenants,
+            rate,
+        } => presence(env, users, tenants, rate).await,
+        Scenario::Resume { clients, rate } => resume(env, clients, rate).await,
+        Scenario::Cluster {
+            members,
+            rate,
+            secs,
+        } => cluster(env, members, rate, secs).await,
+        Scenario::Smoke => unreachable!(),
+    }
+}
+
+/// Every scenario at test size; correctness checks only. Prints `N passed, M failed`.
+async fn smoke(env: &Env) -> anyhow::Result<bool> {
+    let mut checks: Vec<(&str, anyhow::Result<Vec<String>>)> = Vec::new();
+    let check = |r: anyhow::Result<Report>, f: &dyn Fn(&Report) -> Vec<String>| r.map(|r| f(&r));
+    let r = idle(env, 200).await;
+    checks.push(("idle", check(r, &|r| expect(r, "connections held", 200.0))));
+    let r = connect(env, 200, 50).await;
+    checks.push(("connect", check(r, &|r| expect(r, "connections", 200.0))));
+    let r = fanout(env, 50, &[20, 40], 2).await;
+    checks.push(("fanout", check(r, &|r| expect(r, "lost deliveries", 0.0))));
+    let r = direct(env, 200, 100, 3).await;
+    checks.push(("direct", check(r, &|r| expect(r, "lost messages", 0.0))));
+    let r = presence(env, 200, 4, 200).await;
+    checks.push((
+        "presence",
+        check(r, &|r| expect(r, "incomplete views", 0.0)),
+    ));
+    let r = resume(env, 200, 40).await;
+    checks.push((
+        "resume",
+        check(r, &|r| {
+            let mut p = expect(r, "gaps", 0.0);
+            p.extend(expect(r, "duplicates", 0.0));
+            p
+        }),
+    ));
+    if env.redis.is_some() && env.cluster_database.is_some() {
+        let r = cluster(env, 40, 20, 3).await;
+        checks.push((
+            "cluster",
+            check(r, &|r| expect(r, "lost deliveries (two nodes)", 0.0)),
+        ));
+    } else {
+        checks.push((
+            "cluster",
+            Err(anyhow::anyhow!(
+                "cluster needs --database postgres://… and --redis"
+            )),
+        ));
+    }
+    let mut passed = 0;
+    let mut failed = 0;
+    for (name, outcome) in checks {
+        match outcome {
+            Ok(problems) if problems.is_empty() => {
+                passed += 1;
+                println!("smoke {name}: ok");
+            }
+            Ok(problems) => {
+                failed += 1;
+                println!("smoke {name}: FAILED: {}", problems.join("; "));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("smoke {name}: FAILED: {e:#}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+fn expect(r: &Report, figure: &str, value: f64) -> Vec<String> {
+    match r.figures.get(figure) {
+        Some(f) if (f.value - value).abs() < 1e-9 => Vec::new(),
+        Some(f) => vec![format!("{figure} = {} (expected {value})", f.value)],
+        None => vec![format!("{figure} missing")],
+    }
+}
+
+fn finish(report: &mut Report, meter: &CpuMeter) {
+    let (hub, own) = meter.stop();
+    report.hub_cpu_cores = (hub * 100.0).round() / 100.0;
+    report.generator_cpu_cores = (own * 100.0).round() / 100.0;
+    report.generator_saturated = own >= GENERATOR_SATURATED;
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1_000_000.0
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1_000, 120_000_000_000, 3).expect("valid bounds")
+}
+
+/// Connects `users` with at most `in_flight` handshakes at once; returns sockets in order.
+async fn connect_all(
+    addr: SocketAddr,
+    users: &[(usize, String)],
+    in_flight: usize,
+    lat: Option<&mut Histogram<u64>>,
+) -> anyhow::Result<Vec<(Ws, Vec<Value>)>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(in_flight.max(1)));
+    let mut tasks = Vec::with_capacity(users.len());
+    for (n, token) in users {
+        let permit = sem.clone().acquire_owned().await?;
+        let token = token.clone();
+        let n = *n;
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client::connect(addr, n, &token, None).await;
+            drop(permit);
+            r.map(|c| (c, started.elapsed()))
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    let mut lat = lat;
+    for t in tasks {
+        let (c, took) = t.await??;
+        if let Some(h) = lat.as_deref_mut() {
+            let _ = h.record(took.as_nanos() as u64);
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+fn tenants_for(users: usize, per_tenant: usize) -> (usize, usize) {
+    let per = per_tenant.min(users).max(1);
+    (users.div_ceil(per), per)
+}
+
+fn tokens(tenants: &[Tenant], limit: usize) -> Vec<(usize, String)> {
+    tenants
+        .iter()
+        .flat_map(|t| t.users.iter())
+        .take(limit)
+        .map(|u| u.token.clone())
+        .enumerate()
+        .collect()
+}
+
+/// Keeps reading a socket (presence frames keep coming) until told to stop.
+fn drain(
+    mut ws: Ws,
+    mut stop: watch::Receiver<bool>,
+    frames: Arc<AtomicU64>,
+) -> tokio::task::JoinHandle<Ws> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = ws.next() => match m {
+                    Some(Ok(_)) => { frames.fetch_add(1, Ordering::Relaxed); }
+                    _ => return ws,
+                },
+                _ = stop.changed() => return ws,
+            }
+        }
+    })
+}
+
+async fn idle(env: &Env, conns: usize) -> anyhow::Result<Report> {
+    let mut report = Report::new("idle");
+    report.param("connections", conns);
+    let (tenants, per) = tenants_for(conns, 500);
+    report.param("tenants", tenants);
+    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    let users = tokens(&seeded, conns);
+    // One connection first, so the baseline includes a warmed-up runtime.
+    let mut first = connect_all(hub.addr, &users[..1], 1, None).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = hub.rss_kib();
+    let meter = CpuMeter::start(&[hub.pid]);
+    let rest = connect_all(hub.addr, &users[1..], 500, None).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let frames = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for (ws, _) in rest.into_iter().chain(first.drain(..)) {
+        readers.push(drain(ws, stop_rx.clone(), frames.clone()));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = hub.rss_kib();
+    tokio::time::sleep(Duration::from_secs(if conns > 1000 { 10 } else { 1 })).await;
+    let held = hub.rss_kib();
+    finish(&mut report, &meter);
+    let per_conn = (after.saturating_sub(before)) as f64 / (conns.max(2) - 1) as f64;
+    report.figure("connections held", readers.len() as f64, "connections", "");
+    report.figure("hub RSS before", before as f64 / 1024.0, "MiB", "");
+    report.figure(
+        "hub RSS with all connected",
+        after as f64 / 1024.0,
+        "MiB",
+        "",
+    );
+    report.figure("hub RSS after holding", held as f64 / 1024.0, "MiB", "");
+    report.figure("RSS growth per connection", per_conn, "KiB", "<= 6");
+    let _ = stop_tx.send(true);
+    for r in readers {
+        let _ = r.await;
+    }
+    hub.stop();
+    Ok(report)
+}
+
+async fn connect(env: &Env, conns: usize, in_flight: usize) -> anyhow::Result<Report> {
+    let mut report = Report::new("connect");
+    report.param("connections", conns);
+    report.param("in_flight", in_flight);
+    let (tenants, per) = tenants_for(conns, 500);
+    report.param("tenants", tenants);
+    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    let users = tokens(&seeded, conns);
+    let meter = CpuMeter::start(&[hub.pid]);
+    let started = Instant::now();
+    let mut lat = histogram();
+    let all = connect_all(hub.addr, &users, in_flight, Some(&mut lat)).await?;
+    let took = started.elapsed().as_secs_f64();
+    finish(&mut report, &meter);
+    let rate = all.len() as f64 / took;
+    report.figure("connections", all.len() as f64, "connections", "");
+    report.figure("connect rate", rate, "connections/s", ">= 5000");
+    report.figure(
+        "connect rate per hub core",
+        rate / report.hub_cpu_cores.max(0.01),
+        "connections/s per busy core",
+        "",
+    );
+    report.figure("connect+hello+welcome p50", ms(&lat, 0.5), "ms", "");
+    report.figure("connect+hello+welcome p99", ms(&lat, 0.99), "ms", "");
+    let snapshot_sizes: usize = all
+        .iter()
+        .map(|(_, f)| f[0]["presence"].as_array().map_or(0, |a| a.len()))
+        .sum();
+    report.figure(
+        "mean presence snapshot size",
+        snapshot_sizes as f64 / all.len().max(1) as f64,
+        "users",
+        "",
+    );
+    drop(all);
+    hub.stop();
+    Ok(report)
+}
+
+/// Receivers of a room: count `room.message` events and record latency per step.
+/// Per step: a latency histogram and a delivery count.
+type StepFigures = (Vec<Histogram<u64>>, Vec<u64>);
+
+struct Receivers {
+    tasks: Vec<tokio::task::JoinHandle<StepFigures>>,
+    step: watch::Sender<usize>,
+    stop: watch::Sender<bool>,
+    delivered: Arc<AtomicU64>,
+}
+
+fn receive(sockets: Vec<Ws>, steps: usize) -> Receivers {
+    let (step, step_rx) = watch::channel(0usize);
+    let (stop, stop_rx) = watch::channel(false);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let tasks = sockets
+        .into_iter()
+        .map(|mut ws| {
+            let step_rx = step_rx.clone();
+            let mut stop_rx = stop_rx.clone();
+            let delivered = delivered.clone();
+            tokio::spawn(async move {
+                let mut hists: Vec<Histogram<u64>> = (0..steps.max(1)).map(|_| histogram()).collect();
+                let mut counts = vec![0u64; steps.max(1)];
+                loop {
+                    tokio::select! {
+                        m = ws.next() => match m {
+                            Some(Ok(Message::Text(t))) => {
+                                if let Some(sent) = stamp_of(&t) {
+                                    let s = (*step_rx.borrow()).min(hists.len() - 1);
+                                    let _ = hists[s].record(now_nanos().saturating_sub(sent).max(1000));
+                                    counts[s] += 1;
+                                    delivered.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Some(Ok(_)) => {}
+                            _ => break,
+                        },
+                        _ = stop_rx.changed() => break,
+                    }
+                }
+                (hists, counts)
+            })
+        })
+        .collect();
+    Receivers {
+        tasks,
+        step,
+        stop,
+        delivered,
+    }
+}
+
+/// Splits a sender socket: the sink to send, a task draining what comes back.
+fn sender(
+    ws: Ws,
+) -> (
+    futures_util::stream::SplitSink<Ws, Message>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (sink, mut stream) = ws.split();
+    let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+    (sink, reader)
+}
+
+async fn send_at_sink(
+    sink: &mut futures_util::stream::SplitSink<Ws, Message>,
+    room: &str,
+    rate: u32,
+    secs: f64,
+    tag: &str,
+) -> anyhow::Result<u64> {
+    let tick = Duration::from_millis(5);
+    let per_tick = rate as f64 * tick.as_secs_f64();
+    let mut due = 0.0;
+    let mut sent = 0u64;
+    let started = Instant::now();
+    let mut interval = tokio::time::interval(tick);
+    while started.elapsed().as_secs_f64() < secs {
+        interval.tick().await;
+        due += per_tick;
+        while due >= 1.0 {
+            due -= 1.0;
+            sent += 1;
+            let frame = json!({"type": "send", "room_id": room, "body": stamped_body(100), "client_message_id": format!("{tag}-{sent}")});
+            sink.feed(Message::Text(frame.to_string().into())).await?;
+        }
+        sink.flush().await?;
+    }
+    Ok(sent)
+}
+
+async fn fanout(
+    env: &Env,
+    members: usize,
+    rates: &[u32],
+    step_secs: u64,
+) -> anyhow::Result<Report> {
+    let mut report = Report::new("fanout");
+    report.param("members", members);
+    report.param("rates (messages/s)", rates);
+    report.param("step_secs", step_secs);
+    report.param("message bytes", 100);
+    report.param(
+        "database",
+        if env.database == "sqlite" {
+            "sqlite"
+        } else {
+            "postgres"
+        },
+    );
+    let (hub, seeded, db) = env.start(1, members + 1, &[]).await?;
+    let ids: Vec<String> = seeded[0].users.iter().map(|u| u.id.clone()).collect();
+    let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
+    let users = tokens(&seeded, members + 1);
+    let mut sockets: Vec<Ws> = connect_all(hub.addr, &users, 500, None)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let send_ws = sockets.remove(0);
+    let receivers = receive(sockets, rates.len());
+    let (mut sink, reader) = sender(send_ws);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let meter = CpuMeter::start(&[hub.pid]);
+    let mut offered = Vec::new();
+    let mut step_secs_real = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        let _ = receivers.step.send(i);
+        let started = Instant::now();
+        let sent =
+            send_at_sink(&mut sink, &room, *rate, step_secs as f64, &format!("s{i}")).await?;
+        step_secs_real.push(started.elapsed().as_secs_f64());
+        offered.push(sent * members as u64);
+    }
+    // Let the last deliveries arrive.
+    let expected: u64 = offered.iter().sum();
+    let wait = Instant::now();
+    while receivers.delivered.load(Ordering::Relaxed) < expected
+        && wait.elapsed() < Duration::from_secs(15)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    finish(&mut report, &meter);
+    let _ = receivers.stop.send(true);
+    let mut merged: Vec<Histogram<u64>> = (0..rates.len()).map(|_| histogram()).collect();
+    let mut counts = vec![0u64; rates.len()];
+    for t in receivers.tasks {
+        let (h, c) = t.await?;
+        for i in 0..rates.len() {
+            merged[i].add(&h[i]).ok();
+            counts[i] += c[i];
+        }
+    }
+    let delivered: u64 = counts.iter().sum();
+    report.figure(
+        "lost deliveries",
+        expected.saturating_sub(delivered) as f64,
+        "deliveries",
+        "<= 0",
+    );
+    let mut best: Option<(f64, f64)> = None;
+    for (i, rate) in rates.iter().enumerate() {
+        let per_sec = counts[i] as f64 / step_secs_real[i];
+        let p50 = ms(&merged[i], 0.5);
+        let p99 = ms(&merged[i], 0.99);
+        report.figure(
+            &format!("step {rate}/s: deliveries/s"),
+            per_sec,
+            "deliveries/s",
+            "",
+        );
+        report.figure(&format!("step {rate}/s: p50"), p50, "ms", "");
+        report.figure(&format!("step {rate}/s: p99"), p99, "ms", "");
+        let kept_up = counts[i] as f64 >= offered[i] as f64 * 0.9;
+        if p99 <= 50.0 && kept_up && best.is_none_or(|(b, _)| per_sec > b) {
+            best = Some((per_sec, p99));
+        }
+    }
+    let (best_rate, best_p99) = best.unwrap_or((0.0, 0.0));
+    report.figure(
+        "deliveries/s with p99 <= 50 ms",
+        best_rate,
+        "deliveries/s",
+        ">= 500000",
+    );
+    report.figure("p99 at that rate", best_p99, "ms", "<= 50");
+    drop(sink);
+    reader.abort();
+    hub.stop();
+    Ok(report)
+}
+
+async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result<Report> {
+    let mut report = Report::new(if env.database == "sqlite" {
+        "direct-sqlite"
+    } else {
+        "direct-postgres"
+    });
+    report.param("connections", conns);
+    report.param("rate (messages/s)", rate);
+    report.param("secs", secs);
+    report.param(
+        "database",
+        if env.database == "sqlite" {
+            "sqlite"
+        } else {
+            "postgres"
+        },
+    );
+    let (tenants, per) = tenants_for(conns, 500);
+    let (hub, seeded, db) = env.start(tenants, per, &[]).await?;
+    // Pairs in each tenant share a direct room.
+    let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.url.clone()), 4).await?;
+    let mut pairs = Vec::new();
+    for t in &seeded {
+        let tdb = sdb.for_tenant(&t.id);
+        for pair in t.users.chunks(2) {
+            if let [a, b] = pair {
+                let room = tdb.open_direct_room(&a.id, &b.id).await?.room.id;
+                pairs.push((a.token.clone(), b.token.clone(), room));
+            }
+        }
+    }
+    sdb.close().await;
+    let pairs_n = pairs.len();
+    let senders: Vec<(usize, String)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (2 * i, p.0.clone()))
+        .collect();
+    let receivers_t: Vec<(usize, String)> = pairs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (2 * i + 1, p.1.clone()))
+        .collect();
+    let recv_socks: Vec<Ws> = connect_all(hub.addr, &receivers_t, 500, None)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let send_socks: Vec<Ws> = connect_all(hub.addr, &senders, 500, None)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let receivers = receive(recv_socks, 1);
+    let per_sender = rate as f64 / pairs_n as f64;
+    let meter = CpuMeter::start(&[hub.pid]);
+    let acks = Arc::new(std::sync::Mutex::new(histogram()));
+    let sent_total = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (i, ws) in send_socks.into_iter().enumerate() {
+        let room = pairs[i].2.clone();
+        let acks = acks.clone();
+        let sent_total = sent_total.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let pending: Arc<std::sync::Mutex<HashMap<String, u64>>> = Default::default();
+            let pending_r = pending.clone();
+            let acks_r = acks.clone();
+            let reader = tokio::spawn(async move {
+                let mut local = histogram();
+                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                    if t.contains("\"type\":\"ack\"") {
+                        let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                        if let Some(sent) = v["client_message_id"].as_str().and_then(|c| pending_r.lock().unwrap().remove(c)) {
+                            let _ = local.record(now_nanos().saturating_sub(sent).max(1000));
+                        }
+                    }
+                }
+                acks_r.lock().unwrap().add(&local).ok();
+            });
+            // Spread senders evenly over the period.
+            let period = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
+            tokio::time::sleep(period.mul_f64(i as f64 / pairs_n as f64)).await;
+            let started = Instant::now();
+            let mut n = 0u64;
+            let mut interval = tokio::time::interval(period);
+            while started.elapsed() < Duration::from_secs(secs) {
+                interval.tick().await;
+                n += 1;
+                let cmid = format!("d{i}-{n}");
+                pending.lock().unwrap().insert(cmid.clone(), now_nanos());
+                let frame = json!({"type": "send", "room_id": room, "body": stamped_body(100), "client_message_id": cmid});
+                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+                sent_total.fetch_add(1, Ordering::Relaxed);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let _ = sink.close().await;
+            let _ = reader.await;
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let expected = sent_total.load(Ordering::Relaxed);
+    let wait = Instant::now();
+    while receivers.delivered.load(Ordering::Relaxed) < expected
+        && wait.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    finish(&mut report, &meter);
+    let _ = receivers.stop.send(true);
+    let mut lat = histogram();
+    let mut delivered = 0;
+    for t in receivers.tasks {
+        let (h, c) = t.await?;
+        lat.add(&h[0]).ok();
+        delivered += c[0];
+    }
+    let acks = acks.lock().unwrap().clone();
+    report.figure("messages sent", expected as f64, "messages", "");
+    report.figure(
+        "achieved rate",
+        expected as f64 / secs as f64,
+        "messages/s",
+        &format!(">= {}", (rate as f64 * 0.95).floor()),
+    );
+    report.figure(
+        "lost messages",
+        expected.saturating_sub(delivered) as f64,
+        "messages",
+        "<= 0",
+    );
+    report.figure("send→receive p50", ms(&lat, 0.5), "ms", "");
+    report.figure("send→receive p99", ms(&lat, 0.99), "ms", "<= 10");
+    report.figure("send→ack (durable) p99", ms(&acks, 0.99), "ms", "");
+    hub.stop();
+    Ok(report)
+}
+
+async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow::Result<Report> {
+    let mut report = Report::new("presence");
+    report.param("users", users);
+    report.param("tenants", tenants);
+    report.param("connect rate", rate);
+    let per = users / tenants.max(1);
+    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    let meter = CpuMeter::start(&[hub.pid]);
+    let complete_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; tenants * per]));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut n = 0usize;
+    let all_ids: Vec<HashSet<String>> = seeded
+        .iter()
+        .map(|t| t.users.iter().map(|u| u.id.clone()).collect())
+        .collect();
+    let all_ids = Arc::new(all_ids);
+    // Interleave tenants, as real arrivals would.
+    let order: Vec<(usize, usize)> = (0..per)
+        .flat_map(|u| (0..tenants).map(move |t| (t, u)))
+        .collect();
+    for (t, u) in order {
+        let due = started + period.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let token = seeded[t].users[u].token.clone();
+        let addr = hub.addr;
+        let idx = n;
+        let complete_at = complete_at.clone();
+        let mut stop_rx = stop_rx.clone();
+        let all_ids = all_ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, frames) = client::connect(addr, idx, &token, None).await?;
+            let mut online: HashSet<String> = HashSet::new();
+            let apply = |online: &mut HashSet<String>, list: &Value| {
+                for p in list.as_array().into_iter().flatten() {
+                    let id = p["user_id"].as_str().unwrap_or_default().to_string();
+                    if p["status"] == "online" {
+                        online.insert(id);
+                    } else {
+                        online.remove(&id);
+                    }
+                }
+            };
+            apply(&mut online, &frames[0]["presence"]);
+            let want = &all_ids[t];
+            let mut done = false;
+            loop {
+                if !done && want.iter().all(|id| online.contains(id)) {
+                    complete_at.lock().unwrap()[idx] = Some(Instant::now());
+                    done = true;
+                }
+                tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(txt))) => {
+                            if txt.starts_with("{\"type\":\"presence\"") {
+                                let v: Value = serde_json::from_str(&txt)?;
+                                apply(&mut online, &v["users"]);
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = stop_rx.changed() => break,
+                }
+            }
+            anyhow::Ok(ws)
+        }));
+        n += 1;
+    }
+    let last_connect = Instant::now();
+    let connect_secs = started.elapsed().as_secs_f64();
+    // Wait for every view to complete (or 30 s).
+    loop {
+        let incomplete = complete_at
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.is_none())
+            .count();
+        if incomplete == 0 || last_connect.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    finish(&mut report, &meter);
+    let times = complete_at.lock().unwrap().clone();
+    let incomplete = times.iter().filter(|c| c.is_none()).count();
+    let worst = times
+        .iter()
+        .flatten()
+        .map(|t| t.saturating_duration_since(last_connect).as_secs_f64())
+        .fold(0.0, f64::max);
+    report.figure(
+        "achieved connect rate",
+        n as f64 / connect_secs,
+        "connections/s",
+        &format!(">= {}", rate as f64 * 0.95),
+    );
+    report.figure("incomplete views", incomplete as f64, "clients", "<= 0");
+    report.figure(
+        "all views complete after last connect",
+        worst * 1000.0,
+        "ms",
+        "<= 1000",
+    );
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    hub.stop();
+    Ok(report)
+}
+
+async fn resume(env: &Env, clients: usize, rate: u32) -> anyhow::Result<Report> {
+    let mut report = Report::new("resume");
+    report.param("clients", clients);
+    report.param("message rate", rate);
+    let (tenants, per) = tenants_for(clients, 500);
+    let room_size = 50.min(per);
+    report.param("tenants", tenants);
+    report.param("room size", room_size);
+    let (hub, seeded, db) = env.start(tenants, per, &[]).await?;
+    // Rooms of `room_size`; the first member of each room sends.
+    let mut rooms: Vec<(String, Vec<usize>)> = Vec::new(); // room id, indexes into `flat`
+    let flat: Vec<&hub::User> = seeded.iter().flat_map(|t| t.users.iter()).collect();
+    let mut offset = 0;
+    for t in &seeded {
+        for chunk in t.users.chunks(room_size) {
+            let ids: Vec<String> = chunk.iter().map(|u| u.id.clone()).collect();
+            if ids.len() < 2 {
+                offset += chunk.len();
+                continue;
+            }
+            let room = hub::room(&db.url, &t.id, &ids).await?;
+            rooms.push((room, (offset..offset + chunk.len()).collect()));
+            offset += chunk.len();
+        }
+    }
+    let room_of: HashMap<usize, String> = rooms
+        .iter()
+        .flat_map(|(r, m)| m.iter().map(move |i| (*i, r.clone())))
+        .collect();
+    let senders: HashSet<usize> = rooms.iter().map(|(_, m)| m[0]).collect();
+    let sent_positions: Arc<std::sync::Mutex<HashMap<String, Vec<i64>>>> = Default::default();
+    // Receivers: every client that is not a sender.
+    let receiver_idx: Vec<usize> = (0..flat.len()).filter(|i| !senders.contains(i)).collect();
+    let receiver_tokens: Vec<(usize, String)> = receiver_idx
+        .iter()
+        .map(|&i| (i, flat[i].token.clone()))
+        .collect();
+    let first = connect_all(hub.addr, &receiver_tokens, 500, None).await?;
+    let start_positions: Vec<i64> = first
+        .iter()
+        .map(|(_, f)| f.last().and_then(|l| l["position"].as_i64()).unwrap_or(0))
+        .collect();
+    let meter = CpuMeter::start(&[hub.pid]);
+    // Senders run for the whole scenario.
+    let (stop_send_tx, stop_send_rx) = watch::channel(false);
+    let per_room = rate as f64 / rooms.len().max(1) as f64;
+    let mut send_tasks = Vec::new();
+    for (room, members) in &rooms {
+        let token = flat[members[0]].token.clone();
+        let room = room.clone();
+        let addr = hub.addr;
+        let idx = members[0];
+        let sent_positions = sent_positions.clone();
+        let mut stop = stop_send_rx.clone();
+        send_tasks.push(tokio::spawn(async move {
+            let (ws, _) = client::connect(addr, idx, &token, None).await?;
+            let (mut sink, mut stream) = ws.split();
+            let room_r = room.clone();
+            let reader = tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(Ok(Message::Text(t))) = stream.next().await {
+                    if t.contains("\"type\":\"ack\"") {
+                        if let Some(p) = position_of(&t) {
+                            mine.push(p);
+                        }
+                    }
+                }
+                sent_positions.lock().unwrap().insert(room_r, mine);
+            });
+            let period = Duration::from_secs_f64(1.0 / per_room.max(0.01));
+            let mut interval = tokio::time::interval(period);
+            let mut n = 0;
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        n += 1;
+                        let frame = json!({"type": "send", "room_id": room, "body": stamped_body(60), "client_message_id": format!("r-{idx}-{n}")});
+                        if sink.send(Message::Text(frame.to_string().into())).await.is_err() { break; }
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+            // Let the last acks arrive, then close.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let _ = sink.close().await;
+            let _ = reader.await;
+            anyhow::Ok(())
+        }));
+    }
+    // Phase 1: receive while connected.
+    let received: Arc<Vec<std::sync::Mutex<Vec<i64>>>> = Arc::new(
+        (0..receiver_idx.len())
+            .map(|_| std::sync::Mutex::new(Vec::new()))
+            .collect(),
+    );
+    let last_pos: Arc<Vec<AtomicU64>> = Arc::new(
+        start_positions
+            .iter()
+            .map(|p| AtomicU64::new(*p as u64))
+            .collect(),
+    );
+    let (drop_tx, drop_rx) = watch::channel(false);
+    let mut phase1 = Vec::new();
+    for (k, (ws, _)) in first.into_iter().enumerate() {
+        let received = received.clone();
+        let last_pos = last_pos.clone();
+        let mut drop_rx = drop_rx.clone();
+        phase1.push(tokio::spawn(async move {
+            let mut ws = ws;
+            loop {
+                tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => {
+                            if t.contains("\"kind\":\"room.message\"") {
+                                if let Some(p) = position_of(&t) {
+                                    received[k].lock().unwrap().push(p);
+                                    last_pos[k].store(p as u64, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = drop_rx.changed() => break,
+                }
+            }
+            // Dropped without a goodbye, like a lost network.
+            drop(ws);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = drop_tx.send(true);
+    for t in phase1 {
+        t.await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Phase 2: everyone resumes from their last position while messages keep flowing.
+    let resume_started = Instant::now();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sem = Arc::new(tokio::sync::Semaphore::new(500));
+    let mut phase2 = Vec::new();
+    for (k, &i) in receiver_idx.iter().enumerate() {
+        let token = flat[i].token.clone();
+        let addr = hub.addr;
+        let received = received.clone();
+        let since = last_pos[k].load(Ordering::Relaxed) as i64;
+        let mut stop_rx = stop_rx.clone();
+        let permit = sem.clone().acquire_owned().await?;
+        phase2.push(tokio::spawn(async move {
+            let (mut ws, frames) = client::connect(addr, i, &token, Some(since)).await?;
+            drop(permit);
+            for f in &frames {
+                if f["kind"] == "room.message" {
+                    received[k]
+                        .lock()
+                        .unwrap()
+                        .push(f["position"].as_i64().unwrap_or(0));
+                }
+            }
+            loop {
+                tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => {
+                            if t.contains("\"kind\":\"room.message\"") {
+                                if let Some(p) = position_of(&t) {
+                                    received[k].lock().unwrap().push(p);
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = stop_rx.changed() => break,
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let all_resumed = resume_started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = stop_send_tx.send(true);
+    for t in send_tasks {
+        t.await??;
+    }
+    // Wait until every receiver has every message of its room (or 10 s after the stop).
+    let sent = sent_positions.lock().unwrap().clone();
+    let expected_for = |k: usize| -> Vec<i64> {
+        let room = &room_of[&receiver_idx[k]];
+        sent.get(room)
+            .map(|v| {
+                v.iter()
+                    .copied()
+                    .filter(|p| *p > start_positions[k])
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let stop_sending = Instant::now();
+    let mut missing_total;
+    loop {
+        missing_total = 0;
+        for k in 0..receiver_idx.len() {
+            let got: HashSet<i64> = received[k].lock().unwrap().iter().copied().collect();
+            missing_total += expected_for(k).iter().filter(|p| !got.contains(p)).count();
+        }
+        if missing_total == 0 || stop_sending.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let caught_up_after = resume_started.elapsed();
+    finish(&mut report, &meter);
+    let _ = stop_tx.send(true);
+    let mut failed_resumes = 0;
+    for t in phase2 {
+        if t.await.map(|r| r.is_err()).unwrap_or(true) {
+            failed_resumes += 1;
+        }
+    }
+    let mut duplicates = 0usize;
+    for k in 0..receiver_idx.len() {
+        let list = received[k].lock().unwrap();
+        let unique: HashSet<i64> = list.iter().copied().collect();
+        duplicates += list.len() - unique.len();
+    }
+    let total_expected: usize = (0..receiver_idx.len()).map(|k| expected_for(k).len()).sum();
+    report.figure(
+        "messages sent",
+        sent.values().map(|v| v.len()).sum::<usize>() as f64,
+        "messages",
+        "",
+    );
+    report.figure(
+        "deliveries expected",
+        total_expected as f64,
+        "deliveries",
+        "",
+    );
+    report.figure("failed resumes", failed_resumes as f64, "clients", "<= 0");
+    report.figure("gaps", missing_total as f64, "deliveries", "<= 0");
+    report.figure("duplicates", duplicates as f64, "deliveries", "<= 0");
+    report.figure(
+        "all reconnected after",
+        all_resumed.as_secs_f64() * 1000.0,
+        "ms",
+        "",
+    );
+    report.figure(
+        "all caught up after",
+        caught_up_after.as_secs_f64(),
+        "s",
+        "<= 10",
+    );
+    hub.stop();
+    Ok(report)
+}
+
+async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Result<Report> {
+    let mut report = Report::new("cluster");
+    report.param("members", members);
+    report.param("rate (messages/s)", rate);
+    report.param("secs", secs);
+    let redis = env
+        .redis
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("cluster needs --redis"))?;
+    anyhow::ensure!(
+        env.database.starts_with("postgres"),
+        "cluster needs --database postgres://…"
+    );
+    let mut p99 = Vec::new();
+    for nodes in [1usize, 2] {
+        let dir = env
+            .dir
+            .join(format!("cluster-{nodes}-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let db = hub::fresh_database(&database, &dir).await?;
+        let seeded = hub::seed(&db.url, 1, members + 1).await?;
+        let ids: Vec<String> = seeded[0].users.iter().map(|u| u.id.clone()).collect();
+        let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
+        let mut hubs = Vec::new();
+        for n in 0..nodes {
+            let extra = [("JOBERS_NODE_ID", format!("load-node-{n}"))];
+            hubs.push(HubProcess::start(
+                &env.bin,
+                &db.url,
+                Some(&redis),
+                &dir.join(format!("n{n}")),
+                env.core(0),
+                &extra,
+            )?);
+        }
+        let users = tokens(&seeded, members + 1);
+        // Member k connects to node k % nodes; the sender (0) to node 0.
+        let mut sockets = Vec::new();
+        for (k, token) in &users {
+            let addr = hubs[k % nodes].addr;
+            sockets.push(client::connect(addr, *k, token, None).await?.0);
+        }
+        let send_ws = sockets.remove(0);
+        let receivers = receive(sockets, 1);
+        let (mut sink, reader) = sender(send_ws);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let pids: Vec<u32> = hubs.iter().map(|h| h.pid).collect();
+        let meter = CpuMeter::start(&pids);
+        let sent = send_at_sink(&mut sink, &room, rate, secs as f64, "c").await?;
+        let expected = sent * members as u64;
+        let wait = Instant::now();
+        while receivers.delivered.load(Ordering::Relaxed) < expected
+            && wait.elapsed() < Duration::from_secs(10)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        finish(&mut report, &meter);
+        let _ = receivers.stop.send(true);
+        let mut lat = histogram();
+        let mut delivered = 0;
+        for t in receivers.tasks {
+            let (h, c) = t.await?;
+            lat.add(&h[0]).ok();
+            delivered += c[0];
+        }
+        let label = if nodes == 1 { "one node" } else { "two nodes" };
+        report.figure(
+            &format!("lost deliveries ({label})"),
+            expected.saturating_sub(delivered) as f64,
+            "deliveries",
+            "<= 0",
+        );
+        report.figure(&format!("p50 ({label})"), ms(&lat, 0.5), "ms", "");
+        report.figure(&format!("p99 ({label})"), ms(&lat, 0.99), "ms", "");
+        p99.push(ms(&lat, 0.99));
+        drop(sink);
+        reader.abort();
+        for h in hubs {
+            h.stop();
+        }
+    }
+    report.figure(
+        "cross-node p99 / single-node p99",
+        p99[1] / p99[0].max(0.001),
+        "ratio",
+        "<= 2",
+    );
+    report.note("Both hub processes are pinned to the same CPU when --pin is given, so two nodes share one core.");
+    Ok(report)
+}
