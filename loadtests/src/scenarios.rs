@@ -65,8 +65,18 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
     );
     let dir = std::env::temp_dir().join(format!("jobers-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let cluster_database = cli
+        .cluster_database
+        .clone()
+        .filter(|d| !d.is_empty())
+        .or_else(|| {
+            cli.database
+                .starts_with("postgres")
+                .then(|| cli.database.clone())
+        });
     let env = Env {
         bin,
+        cluster_database,
         database: cli.database.clone(),
         redis: cli.redis.clone(),
         pin: cli.pin,
@@ -149,7 +159,7 @@ async fn smoke(env: &Env) -> anyhow::Result<bool> {
         checks.push((
             "cluster",
             Err(anyhow::anyhow!(
-                "cluster needs --database postgres://… and --redis"
+                "cluster needs --cluster-database postgres://… and --redis"
             )),
         ));
     }
@@ -1064,10 +1074,10 @@ async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Res
         .redis
         .clone()
         .ok_or_else(|| anyhow::anyhow!("cluster needs --redis"))?;
-    anyhow::ensure!(
-        env.database.starts_with("postgres"),
-        "cluster needs --database postgres://…"
-    );
+    let database = env
+        .cluster_database
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("cluster needs --cluster-database postgres://…"))?;
     let mut p99 = Vec::new();
     for nodes in [1usize, 2] {
         let dir = env
