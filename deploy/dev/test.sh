@@ -34,13 +34,11 @@ start_redis "$work/redis"
 # Multi-node tests always use PostgreSQL and Redis; the rest run once per database.
 export JOBERS_TEST_POSTGRES_URL="$JOBERS_TEST_DATABASE_URL"
 
-log "tests on SQLite (embedded default)"
+# The load scenarios run at test size (correctness only) as `jobers-load`'s test;
+# full-size runs: loadtests/README.md.
+log "tests on SQLite (embedded default), multi-node tests, load scenarios at test size"
 JOBERS_TEST_DATABASE_URL= cargo nextest run --locked --workspace --no-fail-fast
 
 log "tests on PostgreSQL"
-cargo nextest run --locked --workspace --no-fail-fast -E 'not binary(cluster)'
+cargo nextest run --locked --workspace --no-fail-fast -E 'not (binary(cluster) | binary(smoke))'
 
-log "load scenarios at test size (correctness only; full-size runs: loadtests/README.md)"
-cargo build --locked --workspace --bins
-"$CARGO_TARGET_DIR/debug/jobers-load" --out "$work/reports" \
-  --cluster-database "$JOBERS_TEST_POSTGRES_URL" --redis "$JOBERS_TEST_REDIS_URL" smoke

@@ -390,7 +390,9 @@ async fn read_loop(
                 continue;
             }
         };
-        handle_frame(ctx, principal, handle, frame).await;
+        // Boxed: the handling future is large and lives only while a frame is handled,
+        // not in every idle connection.
+        Box::pin(handle_frame(ctx, principal, handle, frame)).await;
     }
 }
 
