@@ -154,7 +154,7 @@ impl HubProcess {
         redis_url: Option<&str>,
         data_dir: &Path,
         core: Option<usize>,
-        extra: &[(&str, String)],
+        extra: &[(String, String)],
     ) -> anyhow::Result<HubProcess> {
         let mut cmd = match core {
             Some(c) if which("taskset") => {

@@ -33,6 +33,13 @@ pub struct Cli {
     /// The `jobers` binary (default: next to this one).
     #[arg(long, global = true)]
     pub bin: Option<PathBuf>,
+    /// Extra settings for the hub processes, `KEY=VALUE` (e.g.
+    /// `JOBERS_REALTIME__OUTGOING_QUEUE=256`); repeatable.
+    #[arg(long = "hub-env", global = true)]
+    pub hub_env: Vec<String>,
+    /// Users per tenant in `idle` and `connect` (presence snapshots grow with it).
+    #[arg(long, global = true, default_value_t = 500)]
+    pub per_tenant: usize,
     /// Where reports go.
     #[arg(long, global = true, default_value = "loadtests/reports")]
     pub out: PathBuf,

@@ -23,6 +23,8 @@ const GENERATOR_SATURATED: f64 = 0.9;
 
 struct Env {
     bin: PathBuf,
+    hub_env: Vec<(String, String)>,
+    per_tenant: usize,
     database: String,
     cluster_database: Option<String>,
     redis: Option<String>,
@@ -39,13 +41,12 @@ impl Env {
         &self,
         tenants: usize,
         users: usize,
-        extra: &[(&str, String)],
     ) -> anyhow::Result<(HubProcess, Vec<Tenant>, hub::Database)> {
         let dir = self.dir.join(uuid::Uuid::now_v7().simple().to_string());
         std::fs::create_dir_all(&dir)?;
         let db = hub::fresh_database(&self.database, &dir).await?;
         let seeded = hub::seed(&db.url, tenants, users).await?;
-        let hub = HubProcess::start(&self.bin, &db.url, None, &dir, self.core(0), extra)?;
+        let hub = HubProcess::start(&self.bin, &db.url, None, &dir, self.core(0), &self.hub_env)?;
         Ok((hub, seeded, db))
     }
 }
@@ -74,8 +75,18 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
                 .starts_with("postgres")
                 .then(|| cli.database.clone())
         });
+    let hub_env = cli
+        .hub_env
+        .iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
     let env = Env {
         bin,
+        hub_env,
+        per_tenant: cli.per_tenant,
         cluster_database,
         database: cli.database.clone(),
         redis: cli.redis.clone(),
@@ -240,6 +251,15 @@ async fn connect_all(
     Ok(out)
 }
 
+/// The users of the `presence_snapshot` frames among the frames of a handshake.
+fn snapshot_users(frames: &[Value]) -> Vec<Value> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "presence_snapshot")
+        .flat_map(|f| f["users"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
 fn tenants_for(users: usize, per_tenant: usize) -> (usize, usize) {
     let per = per_tenant.min(users).max(1);
     (users.div_ceil(per), per)
@@ -277,9 +297,10 @@ fn drain(
 async fn idle(env: &Env, conns: usize) -> anyhow::Result<Report> {
     let mut report = Report::new("idle");
     report.param("connections", conns);
-    let (tenants, per) = tenants_for(conns, 500);
+    let (tenants, per) = tenants_for(conns, env.per_tenant);
     report.param("tenants", tenants);
-    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    report.param("hub settings", &env.hub_env);
+    let (hub, seeded, _db) = env.start(tenants, per).await?;
     let users = tokens(&seeded, conns);
     // One connection first, so the baseline includes a warmed-up runtime.
     let mut first = connect_all(hub.addr, &users[..1], 1, None).await?;
@@ -323,7 +344,7 @@ async fn connect(env: &Env, conns: usize, in_flight: usize) -> anyhow::Result<Re
     report.param("in_flight", in_flight);
     let (tenants, per) = tenants_for(conns, 500);
     report.param("tenants", tenants);
-    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    let (hub, seeded, _db) = env.start(tenants, per).await?;
     let users = tokens(&seeded, conns);
     let meter = CpuMeter::start(&[hub.pid]);
     let started = Instant::now();
@@ -342,10 +363,7 @@ async fn connect(env: &Env, conns: usize, in_flight: usize) -> anyhow::Result<Re
     );
     report.figure("connect+hello+welcome p50", ms(&lat, 0.5), "ms", "");
     report.figure("connect+hello+welcome p99", ms(&lat, 0.99), "ms", "");
-    let snapshot_sizes: usize = all
-        .iter()
-        .map(|(_, f)| f[0]["presence"].as_array().map_or(0, |a| a.len()))
-        .sum();
+    let snapshot_sizes: usize = all.iter().map(|(_, f)| snapshot_users(f).len()).sum();
     report.figure(
         "mean presence snapshot size",
         snapshot_sizes as f64 / all.len().max(1) as f64,
@@ -468,7 +486,7 @@ async fn fanout(
             "postgres"
         },
     );
-    let (hub, seeded, db) = env.start(1, members + 1, &[]).await?;
+    let (hub, seeded, db) = env.start(1, members + 1).await?;
     let ids: Vec<String> = seeded[0].users.iter().map(|u| u.id.clone()).collect();
     let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
     let users = tokens(&seeded, members + 1);
@@ -568,7 +586,7 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
         },
     );
     let (tenants, per) = tenants_for(conns, 500);
-    let (hub, seeded, db) = env.start(tenants, per, &[]).await?;
+    let (hub, seeded, db) = env.start(tenants, per).await?;
     // Pairs in each tenant share a direct room.
     let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.url.clone()), 4).await?;
     let mut pairs = Vec::new();
@@ -698,7 +716,7 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
     report.param("tenants", tenants);
     report.param("connect rate", rate);
     let per = users / tenants.max(1);
-    let (hub, seeded, _db) = env.start(tenants, per, &[]).await?;
+    let (hub, seeded, _db) = env.start(tenants, per).await?;
     let meter = CpuMeter::start(&[hub.pid]);
     let complete_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; tenants * per]));
@@ -738,7 +756,7 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
                     }
                 }
             };
-            apply(&mut online, &frames[0]["presence"]);
+            apply(&mut online, &Value::Array(snapshot_users(&frames)));
             let want = &all_ids[t];
             let mut done = false;
             loop {
@@ -816,7 +834,7 @@ async fn resume(env: &Env, clients: usize, rate: u32) -> anyhow::Result<Report> 
     let room_size = 50.min(per);
     report.param("tenants", tenants);
     report.param("room size", room_size);
-    let (hub, seeded, db) = env.start(tenants, per, &[]).await?;
+    let (hub, seeded, db) = env.start(tenants, per).await?;
     // Rooms of `room_size`; the first member of each room sends.
     let mut rooms: Vec<(String, Vec<usize>)> = Vec::new(); // room id, indexes into `flat`
     let flat: Vec<&hub::User> = seeded.iter().flat_map(|t| t.users.iter()).collect();
@@ -1090,7 +1108,8 @@ async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Res
         let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
         let mut hubs = Vec::new();
         for n in 0..nodes {
-            let extra = [("JOBERS_NODE_ID", format!("load-node-{n}"))];
+            let mut extra = env.hub_env.clone();
+            extra.push(("JOBERS_NODE_ID".into(), format!("load-node-{n}")));
             hubs.push(HubProcess::start(
                 &env.bin,
                 &db.url,

@@ -7,9 +7,9 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::realtime::connection::{self, Context};
 
-/// Bytes the socket reads from the network at a time. Small: most frames are small, and
-/// this buffer is held by every idle connection.
-const READ_BUFFER: usize = 4 * 1024;
+/// Bytes the socket reads from the network at a time. Small: client frames are small, and
+/// this buffer is held by every idle connection (a larger frame grows it as needed).
+const READ_BUFFER: usize = 1024;
 
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     if state.hub.connection_count() >= state.config.realtime.max_connections {

@@ -15,6 +15,31 @@ use crate::chat::Chat;
 use crate::error::ApiError;
 use crate::store::ReplayStart;
 
+#[derive(serde::Serialize)]
+struct Welcome<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    v: u32,
+    #[serde(rename = "ref")]
+    reference: Option<&'a str>,
+    user_id: &'a str,
+    session_id: &'a str,
+    node: &'a str,
+    position: i64,
+}
+
+#[derive(serde::Serialize)]
+struct Snapshot<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    users: &'a [super::presence::UserPresence],
+    /// True on the last frame of the snapshot.
+    last: bool,
+}
+
+/// Users per `presence_snapshot` frame (well under 1 KiB).
+const SNAPSHOT_CHUNK: usize = 8;
+
 /// How long one write to a client may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
@@ -34,7 +59,44 @@ fn close_message(code: u16, reason: &str) -> Message {
 }
 
 /// Serves one upgraded socket until it closes.
-pub async fn serve(mut socket: WebSocket, ctx: Context) {
+pub async fn serve(socket: WebSocket, ctx: Context) {
+    // The handshake is boxed: its (large) future exists only while it runs, so idle
+    // connections do not carry its state.
+    let Some(opened) = Box::pin(open(socket, &ctx)).await else {
+        return;
+    };
+    let Opened {
+        socket,
+        principal,
+        handle,
+        rx,
+        current,
+        since,
+        reference,
+    } = opened;
+    let tenant = principal.tenant_id().to_string();
+    let served = serve_attached(
+        socket, &ctx, &principal, &handle, rx, current, since, reference,
+    )
+    .await;
+    ctx.hub.detach(&tenant, &handle);
+    if let Err(e) = served {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+struct Opened {
+    socket: WebSocket,
+    principal: Principal,
+    handle: ConnHandle,
+    rx: mpsc::Receiver<Outbound>,
+    current: i64,
+    since: Option<i64>,
+    reference: Option<String>,
+}
+
+/// `hello`, authentication and registration; `None` when the socket was closed.
+async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
     let config = ctx.hub.config().clone();
     // 1. hello, within the time limit.
     let hello = tokio::time::timeout(
@@ -47,14 +109,14 @@ pub async fn serve(mut socket: WebSocket, ctx: Context) {
             let _ = socket
                 .send(close_message(close::HELLO_TIMEOUT, "hello_timeout"))
                 .await;
-            return;
+            return None;
         }
         Ok(Some(Ok(Message::Text(t)))) => t,
         Ok(_) => {
             let _ = socket
                 .send(close_message(close::AUTH_FAILED, "expected_hello"))
                 .await;
-            return;
+            return None;
         }
     };
     let (token, since, reference) = match serde_json::from_str::<ClientFrame>(&text) {
@@ -78,13 +140,13 @@ pub async fn serve(mut socket: WebSocket, ctx: Context) {
             let _ = socket
                 .send(close_message(close::AUTH_FAILED, "unsupported_version"))
                 .await;
-            return;
+            return None;
         }
         _ => {
             let _ = socket
                 .send(close_message(close::AUTH_FAILED, "expected_hello"))
                 .await;
-            return;
+            return None;
         }
     };
     let principal = match ctx.auth.authenticate(&token).await {
@@ -97,28 +159,28 @@ pub async fn serve(mut socket: WebSocket, ctx: Context) {
                 _ => (close::AUTH_FAILED, "invalid_token"),
             };
             let _ = socket.send(close_message(code, reason)).await;
-            return;
+            return None;
         }
     };
 
     // 2. Register before reading the log, so nothing falls between replay and live.
-    let tenant = principal.tenant_id().to_string();
     let (handle, rx, current) = match ctx.hub.attach(&principal).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "attaching a connection failed");
             let _ = socket.send(close_message(1011, "internal_error")).await;
-            return;
+            return None;
         }
     };
-    let served = serve_attached(
-        socket, &ctx, &principal, &handle, rx, current, since, reference,
-    )
-    .await;
-    ctx.hub.detach(&tenant, &handle);
-    if let Err(e) = served {
-        tracing::debug!(error = %e, "connection ended");
-    }
+    Some(Opened {
+        socket,
+        principal,
+        handle,
+        rx,
+        current,
+        since,
+        reference,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -132,16 +194,94 @@ async fn serve_attached(
     since: Option<i64>,
     reference: Option<String>,
 ) -> anyhow::Result<()> {
+    let last = Box::pin(greet(
+        &mut socket,
+        ctx,
+        principal,
+        current,
+        since,
+        reference,
+    ))
+    .await?;
+
+    // 4. Writer and reader.
+    let (sink, stream) = socket.split();
+    let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        rx,
+        handle.control.clone(),
+        last,
+        heartbeat,
+    ));
+    let (outcome, writer_done) = tokio::select! {
+        outcome = read_loop(stream, ctx, principal, handle, heartbeat) => (outcome, false),
+        // The writer gave up (the client stopped reading, or went away).
+        _ = &mut writer => (None, true),
+    };
+    if let Some((code, reason)) = outcome {
+        handle.control.close(code, &reason);
+    } else {
+        handle.control.close(1000, "bye");
+    }
+    if !writer_done
+        && tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
+            .await
+            .is_err()
+    {
+        writer.abort();
+    }
+    Ok(())
+}
+
+/// `welcome`, the presence snapshot, the replay and `live`; returns the position the
+/// client is at. Boxed by the caller: its state is dropped once it is done.
+async fn greet(
+    socket: &mut WebSocket,
+    ctx: &Context,
+    principal: &Principal,
+    current: i64,
+    since: Option<i64>,
+    reference: Option<String>,
+) -> anyhow::Result<i64> {
     let tdb = ctx.hub.db().for_principal(principal);
-    let presence = ctx.hub.presence_snapshot(principal.tenant_id());
-    let welcome = json!({
-        "type": "welcome", "v": PROTOCOL_VERSION, "ref": reference,
-        "user_id": principal.user_id(), "session_id": principal.session_id(),
-        "node": ctx.hub.node_id(), "position": current, "presence": presence,
-    });
-    socket
-        .send(Message::Text(welcome.to_string().into()))
-        .await?;
+    let welcome = serde_json::to_string(&Welcome {
+        kind: "welcome",
+        v: PROTOCOL_VERSION,
+        reference: reference.as_deref(),
+        user_id: principal.user_id(),
+        session_id: principal.session_id(),
+        node: ctx.hub.node_id(),
+        position: current,
+    })?;
+    socket.send(Message::Text(welcome.into())).await?;
+    // The presence snapshot follows in small frames: a socket keeps the capacity of the
+    // largest frame it ever wrote, so one big frame would stay in every idle connection.
+    // Serialised up front, so nothing of the snapshot stays in the connection's state.
+    let snapshot: Vec<String> = {
+        let presence = ctx.hub.presence_snapshot(principal.tenant_id());
+        let chunks: Vec<&[super::presence::UserPresence]> = if presence.is_empty() {
+            vec![&[]]
+        } else {
+            presence.chunks(SNAPSHOT_CHUNK).collect()
+        };
+        let n = chunks.len();
+        chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, users)| {
+                serde_json::to_string(&Snapshot {
+                    kind: "presence_snapshot",
+                    users,
+                    last: i + 1 == n,
+                })
+                .expect("serialisable")
+            })
+            .collect()
+    };
+    for frame in snapshot {
+        socket.send(Message::Text(frame.into())).await?;
+    }
 
     // 3. Replay what the client missed, straight to the socket; live events wait in the
     //    queue meanwhile.
@@ -202,35 +342,7 @@ async fn serve_attached(
             json!({"type": "live", "position": last}).to_string().into(),
         ))
         .await?;
-
-    // 4. Writer and reader.
-    let (sink, stream) = socket.split();
-    let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        handle.control.clone(),
-        last,
-        heartbeat,
-    ));
-    let (outcome, writer_done) = tokio::select! {
-        outcome = read_loop(stream, ctx, principal, handle, heartbeat) => (outcome, false),
-        // The writer gave up (the client stopped reading, or went away).
-        _ = &mut writer => (None, true),
-    };
-    if let Some((code, reason)) = outcome {
-        handle.control.close(code, &reason);
-    } else {
-        handle.control.close(1000, "bye");
-    }
-    if !writer_done
-        && tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
-            .await
-            .is_err()
-    {
-        writer.abort();
-    }
-    Ok(())
+    Ok(last)
 }
 
 async fn write_loop(

@@ -32,6 +32,8 @@ use crate::store::{now_ms, Audience, ChosenStatus, Db, StoredEvent};
 const GAP_FILL_AFTER: Duration = Duration::from_millis(500);
 /// How often the dispatcher looks at gaps, presence and timers.
 const TICK: Duration = Duration::from_millis(50);
+/// Users per `presence` frame (well under 1 KiB).
+const PRESENCE_FRAME_USERS: usize = 8;
 /// How often presence is recomputed for time-driven changes (idle, grace, "until", out of
 /// office, expired node reports) when no input changed.
 const PRESENCE_SWEEP: Duration = Duration::from_millis(500);
@@ -855,9 +857,12 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
             .filter(|p| ts.shown.get(&p.user_id) != Some(*p))
             .collect();
         if !changed.is_empty() {
-            let frame = serde_json::json!({"type": "presence", "users": changed}).to_string();
-            metrics::counter!("presence_frames_total").increment(1);
-            deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
+            // Small frames: a socket keeps the capacity of the largest frame it wrote.
+            for users in changed.chunks(PRESENCE_FRAME_USERS) {
+                let frame = serde_json::json!({"type": "presence", "users": users}).to_string();
+                metrics::counter!("presence_frames_total").increment(1);
+                deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
+            }
             ts.shown = computed;
         }
         // Forget users who have left long ago.

@@ -46,13 +46,17 @@ pub struct NodeReport {
 pub struct UserPresence {
     pub user_id: String,
     pub status: Status,
-    /// Custom text (the chosen one, or the out-of-office text).
+    /// Custom text (the chosen one, or the out-of-office text). Omitted when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// Unix ms when a chosen status ends by itself.
+    /// Unix ms when a chosen status ends by itself. Omitted when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<i64>,
-    /// True while an out-of-office period sets the status.
+    /// True while an out-of-office period sets the status. Omitted when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_office: bool,
-    /// Unix ms of the last activity seen on any node.
+    /// Unix ms of the last activity seen on any node. Omitted when never.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_active_at: Option<i64>,
 }
 

@@ -46,12 +46,27 @@ impl WsClient {
         client
     }
 
+    /// Reads the `presence_snapshot` frames that follow `welcome`; returns their users.
+    pub async fn snapshot(&mut self) -> Vec<Value> {
+        let mut users = Vec::new();
+        loop {
+            let f = self.next_of("presence_snapshot", None).await;
+            users.extend(f["users"].as_array().cloned().unwrap_or_default());
+            if f["last"] == true {
+                return users;
+            }
+        }
+    }
+
     /// Connects and reads up to `live`, returning the replayed frames.
     pub async fn resume(base: &str, token: &str, since: i64) -> (WsClient, Vec<Value>) {
         let mut c = Self::connect(base, token, Some(since)).await;
         let mut frames = Vec::new();
         loop {
             let f = c.next().await;
+            if f["type"] == "presence_snapshot" {
+                continue;
+            }
             if f["type"] == "live" {
                 frames.push(f);
                 break;
