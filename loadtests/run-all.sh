@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobers/target}"
 cargo build --locked --release --workspace --bins
 work=$(mktemp -d)
 trap 'stop_services; rm -rf "$work"' EXIT
-start_postgres "$work/pg"
+PG_DURABLE=1 start_postgres "$work/pg"
 start_redis "$work/redis"
 load="$CARGO_TARGET_DIR/release/jobers-load"
 out=loadtests/reports

@@ -165,7 +165,7 @@ impl Default for Config {
                 heartbeat_secs: 20,
                 idle_away_secs: 300,
                 offline_grace_secs: 30,
-                presence_flush_ms: 100,
+                presence_flush_ms: 250,
                 event_retention_secs: 7 * 24 * 3600,
                 max_replay_events: 10_000,
             },

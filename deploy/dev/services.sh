@@ -49,9 +49,11 @@ start_postgres() {
     || { cat "$dir/initdb.log" >&2; return 1; }
   local port
   port=$(free_port)
-  # fsync off: a throwaway test cluster; max_connections for parallel test processes.
-  "${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+  # A throwaway test cluster runs without fsync; PG_DURABLE=1 keeps PostgreSQL's durable
+  # defaults (for benchmarks). max_connections: parallel test processes.
+  local opts="-h 127.0.0.1 -p $port -k $dir -c max_connections=400"
+  [ "${PG_DURABLE:-0}" = 1 ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  "${run_as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "$opts" \
     start >&2 || { cat "$dir/server.log" >&2; return 1; }
   STARTED_PG_DIRS+=("$dir")
   export JOBERS_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"

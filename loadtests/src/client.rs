@@ -60,7 +60,13 @@ pub async fn connect(
             .ok_or_else(|| anyhow::anyhow!("closed during hello"))??;
         match msg {
             Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t)?;
+                // Snapshot frames are kept whole but parsed only for the users' ids and
+                // statuses (the generator must not become the bottleneck).
+                let v: Value = if t.starts_with("{\"type\":\"presence_snapshot\"") {
+                    json!({"type": "presence_snapshot", "users": snapshot_entries(&t)})
+                } else {
+                    serde_json::from_str(&t)?
+                };
                 let live = v["type"] == "live";
                 frames.push(v);
                 if live {
@@ -71,6 +77,25 @@ pub async fn connect(
             _ => {}
         }
     }
+}
+
+/// `{user_id, status}` of each entry of a presence frame, found without a full parse.
+pub fn snapshot_entries(frame: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut rest = frame;
+    while let Some(at) = rest.find("\"user_id\":\"") {
+        rest = &rest[at + 11..];
+        let Some(end) = rest.find('"') else { break };
+        let id = &rest[..end];
+        rest = &rest[end..];
+        let status = rest
+            .find("\"status\":\"")
+            .map(|s| &rest[s + 10..])
+            .and_then(|r| r.find('"').map(|e| &r[..e]))
+            .unwrap_or("");
+        out.push(json!({"user_id": id, "status": status}));
+    }
+    out
 }
 
 /// A chat body carrying its send time: `t=<nanos>;` padded to `len` bytes.

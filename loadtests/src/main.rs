@@ -113,11 +113,17 @@ pub enum Scenario {
     Smoke,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     client::raise_fd_limit();
-    let ok = scenarios::run(&cli).await?;
+    // Pin before the runtime starts, so that every worker thread inherits it.
+    if cli.pin {
+        hub::pin_self(1);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let ok = runtime.block_on(scenarios::run(&cli))?;
     if !ok {
         std::process::exit(1);
     }

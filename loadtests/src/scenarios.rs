@@ -93,9 +93,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
         pin: cli.pin,
         dir: dir.clone(),
     };
-    if env.pin {
-        hub::pin_self(1);
-    }
     let result = match cli.scenario.clone() {
         Scenario::Smoke => smoke(&env).await,
         s => {
@@ -768,8 +765,7 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
                     m = ws.next() => match m {
                         Some(Ok(Message::Text(txt))) => {
                             if txt.starts_with("{\"type\":\"presence\"") {
-                                let v: Value = serde_json::from_str(&txt)?;
-                                apply(&mut online, &v["users"]);
+                                apply(&mut online, &Value::Array(client::snapshot_entries(&txt)));
                             }
                         }
                         Some(Ok(_)) => {}

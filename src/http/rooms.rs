@@ -507,7 +507,7 @@ pub struct PresenceEntry {
 fn presence_entries(state: &AppState, tenant: &str) -> Vec<PresenceEntry> {
     state
         .hub
-        .presence_snapshot(tenant)
+        .presence_snapshot(tenant, None)
         .into_iter()
         .map(|p| PresenceEntry {
             user_id: p.user_id,

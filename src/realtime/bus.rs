@@ -2,6 +2,8 @@
 //! its own dispatcher. With Redis, every node publishes to one channel and every node
 //! (itself included) receives from it, so a message reaches sessions on all nodes.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -19,15 +21,16 @@ pub enum BusMessage {
         position: i64,
         /// `tenant`, `room:<id>` or `user:<id>`.
         audience: String,
-        /// For room audiences: the members when the event was written.
-        recipients: Option<Vec<String>>,
+        /// For room audiences: the members when the event was written (shared, not copied
+        /// per event).
+        recipients: Option<Arc<Vec<String>>>,
         kind: String,
         frame: String,
     },
     /// Not logged (typing): delivered at once to `recipients` (all of the tenant if none).
     Ephemeral {
         tenant: String,
-        recipients: Option<Vec<String>>,
+        recipients: Option<Arc<Vec<String>>>,
         except_user: Option<String>,
         frame: String,
     },

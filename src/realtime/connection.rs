@@ -259,7 +259,9 @@ async fn greet(
     // largest frame it ever wrote, so one big frame would stay in every idle connection.
     // Serialised up front, so nothing of the snapshot stays in the connection's state.
     let snapshot: Vec<String> = {
-        let presence = ctx.hub.presence_snapshot(principal.tenant_id());
+        let presence = ctx
+            .hub
+            .presence_snapshot(principal.tenant_id(), Some(principal.user_id()));
         let chunks: Vec<&[super::presence::UserPresence]> = if presence.is_empty() {
             vec![&[]]
         } else {

@@ -119,7 +119,7 @@ impl ConnHandle {
 
 struct Sequencer {
     delivered: i64,
-    pending: BTreeMap<i64, (String, Option<Vec<String>>, Utf8Bytes)>,
+    pending: BTreeMap<i64, (String, Option<Arc<Vec<String>>>, Utf8Bytes)>,
     gap_since: Option<tokio::time::Instant>,
     filling: bool,
 }
@@ -256,7 +256,7 @@ impl Hub {
     pub async fn publish_ephemeral(
         &self,
         tenant_id: &str,
-        recipients: Option<Vec<String>>,
+        recipients: Option<Arc<Vec<String>>>,
         except_user: Option<&str>,
         frame: String,
     ) {
@@ -320,22 +320,45 @@ impl Hub {
     }
 
     /// Members of a room, from the cache or the database.
-    pub async fn room_members(&self, tenant_id: &str, room_id: &str) -> Vec<String> {
-        self.inner
-            .room_members(tenant_id, room_id)
-            .await
-            .as_ref()
-            .clone()
+    pub async fn room_members(&self, tenant_id: &str, room_id: &str) -> Arc<Vec<String>> {
+        self.inner.room_members(tenant_id, room_id).await
     }
 
     /// The presence of everyone this node knows of in the tenant.
-    pub fn presence_snapshot(&self, tenant_id: &str) -> Vec<UserPresence> {
+    ///
+    /// It is what the clients of this node were last shown (so the `presence` frames that
+    /// follow continue from it exactly), with the changes not yet flushed folded in for
+    /// `fresh_user` (the one asking: they see themselves online at once).
+    pub fn presence_snapshot(
+        &self,
+        tenant_id: &str,
+        fresh_user: Option<&str>,
+    ) -> Vec<UserPresence> {
         let tenants = self.inner.tenants.lock().expect("not poisoned");
         let now = now_ms();
-        tenants
-            .get(tenant_id)
-            .map(|ts| self.inner.compute_all(ts, now).into_values().collect())
-            .unwrap_or_default()
+        let Some(ts) = tenants.get(tenant_id) else {
+            return Vec::new();
+        };
+        if ts.shown.is_empty() {
+            return self.inner.compute_all(ts, now).into_values().collect();
+        }
+        let mut list: Vec<UserPresence> = ts.shown.values().cloned().collect();
+        if let Some(user) = fresh_user {
+            let rules = self.inner.rules();
+            let mut views: Vec<&NodeUser> = ts.local.get(user).into_iter().collect();
+            views.extend(
+                ts.reports
+                    .values()
+                    .filter(|r| r.expires_at > now)
+                    .filter_map(|r| r.users.get(user)),
+            );
+            let me = presence::effective(user, &views, ts.chosen.get(user), &rules, now);
+            match list.iter_mut().find(|p| p.user_id == user) {
+                Some(p) => *p = me,
+                None => list.push(me),
+            }
+        }
+        list
     }
 
     /// Closes every connection of this node with "going away" (shutdown).
@@ -546,7 +569,7 @@ impl HubInner {
                 if matches!(event.kind.as_str(), "room.created" | "room.members_changed") {
                     self.learn_members(&event.kind, &frame);
                 }
-                Some(self.room_members(tenant_id, room).await.as_ref().clone())
+                Some(self.room_members(tenant_id, room).await)
             }
             _ => None,
         };
@@ -743,7 +766,7 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
                 deliver(
                     ts,
                     "",
-                    recipients.as_deref(),
+                    recipients.as_deref().map(|r| r.as_slice()),
                     except_user.as_deref(),
                     Outbound::Frame(Utf8Bytes::from(frame)),
                 );
@@ -821,7 +844,7 @@ fn drain(ts: &mut TenantState) {
         deliver(
             ts,
             &audience,
-            recipients.as_deref(),
+            recipients.as_deref().map(|r| r.as_slice()),
             None,
             Outbound::Event(position, frame),
         );

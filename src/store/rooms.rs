@@ -106,6 +106,9 @@ impl From<MessageRow> for RoomMessage {
     }
 }
 
+/// Most mentions honoured in one message.
+const MAX_MENTIONS: usize = 50;
+
 /// The result of a send: the message, and whether it was a repeat of an earlier send
 /// with the same client message id (then nothing new was stored).
 #[derive(Debug)]
@@ -181,6 +184,25 @@ impl TenantDb {
         .fetch_all(&mut **tx)
         .await?;
         Ok(room_from(row, members, None))
+    }
+
+    /// Whether `user_id` is a member of `room_id` (in this tenant), in one indexed read;
+    /// `NotFound` otherwise.
+    async fn check_member(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<()> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT user_id FROM room_members WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+        )
+        .bind(&self.tenant_id)
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        found.map(|_| ()).ok_or(StoreError::NotFound)
     }
 
     async fn require_member(
@@ -506,7 +528,7 @@ impl TenantDb {
         limit: i64,
     ) -> StoreResult<Vec<RoomMessage>> {
         let mut tx = self.pool().begin().await?;
-        self.require_member(&mut tx, room_id, user_id).await?;
+        self.check_member(&mut tx, room_id, user_id).await?;
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND room_id = $2 \
              AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
@@ -562,13 +584,18 @@ impl TenantDb {
         }
         let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
-        let room = self.require_member(&mut tx, room_id, author).await?;
-        let mentions: Vec<String> = new
-            .mentions
-            .iter()
-            .filter(|m| room.member_ids.contains(m) && *m != author)
-            .cloned()
-            .collect();
+        // A large room's member list is not read for every message: membership is one
+        // indexed lookup, and so is each mention.
+        self.check_member(&mut tx, room_id, author).await?;
+        let mut mentions: Vec<String> = Vec::new();
+        for m in new.mentions.iter().take(MAX_MENTIONS) {
+            if m != author
+                && !mentions.contains(m)
+                && self.check_member(&mut tx, room_id, m).await.is_ok()
+            {
+                mentions.push(m.clone());
+            }
+        }
         let mut attachments = Vec::new();
         for upload_id in new.attachments {
             let a: Option<(String, String, i64)> = sqlx::query_as(
@@ -689,7 +716,7 @@ impl TenantDb {
         .bind(message_id)
         .fetch_one(&mut *tx)
         .await?;
-        self.require_member(&mut tx, &row.room_id, author).await?;
+        self.check_member(&mut tx, &row.room_id, author).await?;
         if row.author_id != author
             || row.deleted_at.is_some()
             || room_id.is_some_and(|r| r != row.room_id)
@@ -756,7 +783,7 @@ impl TenantDb {
     ) -> StoreResult<Vec<StoredEvent>> {
         let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
-        self.require_member(&mut tx, room_id, user_id).await?;
+        self.check_member(&mut tx, room_id, user_id).await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT id FROM room_messages WHERE tenant_id = $1 AND room_id = $2 AND id = $3",
         )
