@@ -4,7 +4,13 @@
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::Hub;
-use crate::store::{ChosenStatus, NewRoomMessage, RoomChange, Sent};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{
+    Backend, BatchedSend, ChosenStatus, Db, NewRoomMessage, RoomChange, Sent, StoreError,
+};
 
 /// Longest chat message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 10_000;
@@ -13,14 +19,49 @@ pub const MAX_ATTACHMENTS: usize = 10;
 /// Longest custom status text.
 pub const MAX_STATUS_CHARS: usize = 100;
 
+/// Sends waiting for the message writer before a sender waits for room (back-pressure).
+const WRITER_QUEUE: usize = 8_192;
+/// Most sends committed in one transaction.
+const WRITER_BATCH: usize = 256;
+
+/// A send waiting for the message writer.
+struct Job {
+    tenant_id: String,
+    room_id: String,
+    author: String,
+    body: String,
+    client_message_id: Option<String>,
+    mentions: Vec<String>,
+    attachments: Vec<String>,
+    reply: oneshot::Sender<Result<Sent, StoreError>>,
+}
+
 #[derive(Clone)]
 pub struct Chat {
     hub: Hub,
+    /// Message writers; a tenant's sends always go to the same one (its order is kept).
+    writers: Arc<Vec<mpsc::Sender<Job>>>,
 }
 
 impl Chat {
+    /// Starts the message writers: one on SQLite (one writer at a time anyway), several on
+    /// PostgreSQL (tenants spread over them).
     pub fn new(hub: Hub) -> Self {
-        Self { hub }
+        let count = match hub.db().backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 4,
+        };
+        let writers = (0..count)
+            .map(|_| {
+                let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+                tokio::spawn(write_messages(hub.db().clone(), rx));
+                tx
+            })
+            .collect();
+        Self {
+            hub,
+            writers: Arc::new(writers),
+        }
     }
 
     pub fn hub(&self) -> &Hub {
@@ -61,19 +102,27 @@ impl Chat {
                 "client_message_id must be 1 to 100 characters",
             ));
         }
-        let db = self.hub.db().for_principal(who);
-        let sent = db
-            .send_room_message(
-                room_id,
-                who.user_id(),
-                NewRoomMessage {
-                    body,
-                    client_message_id,
-                    mentions,
-                    attachments,
-                },
-            )
-            .await?;
+        // Durable before anyone hears of it: the writer commits sends in batches (one commit
+        // for many), then the events go out.
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            tenant_id: who.tenant_id().to_string(),
+            room_id: room_id.to_string(),
+            author: who.user_id().to_string(),
+            body: body.to_string(),
+            client_message_id: client_message_id.map(Into::into),
+            mentions: mentions.to_vec(),
+            attachments: attachments.to_vec(),
+            reply,
+        };
+        let shard = shard_of(who.tenant_id(), self.writers.len());
+        self.writers[shard]
+            .send(job)
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the message writer stopped")))?;
+        let sent = answer.await.map_err(|_| {
+            ApiError::Internal(anyhow::anyhow!("the message writer dropped a send"))
+        })??;
         self.hub.publish_events(who.tenant_id(), &sent.events).await;
         Ok(sent)
     }
@@ -207,5 +256,64 @@ impl Chat {
             .status_changed(who.tenant_id(), who.user_id())
             .await;
         Ok(chosen)
+    }
+}
+
+fn shard_of(tenant_id: &str, shards: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tenant_id.hash(&mut h);
+    (h.finish() % shards.max(1) as u64) as usize
+}
+
+/// The message writer: takes the sends waiting (up to a batch), stores them in one
+/// transaction, answers each. With one send waiting it is one transaction per send; under
+/// load, one commit serves hundreds.
+async fn write_messages(db: Db, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(WRITER_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < WRITER_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        // One lock order for every writer (PostgreSQL locks each tenant's position row).
+        batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+        let sends: Vec<BatchedSend<'_>> = batch
+            .iter()
+            .map(|j| BatchedSend {
+                tenant_id: &j.tenant_id,
+                room_id: &j.room_id,
+                author: &j.author,
+                message: NewRoomMessage {
+                    body: &j.body,
+                    client_message_id: j.client_message_id.as_deref(),
+                    mentions: &j.mentions,
+                    attachments: &j.attachments,
+                },
+            })
+            .collect();
+        metrics::histogram!("chat_write_batch_size").record(sends.len() as f64);
+        match db.send_room_messages(&sends).await {
+            Ok(outcomes) => {
+                drop(sends);
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                drop(sends);
+                tracing::error!(error = %e, "storing a batch of messages failed");
+                for job in batch.drain(..) {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::Database(sqlx::Error::Protocol(
+                            e.to_string(),
+                        ))));
+                }
+            }
+        }
     }
 }

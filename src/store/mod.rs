@@ -31,7 +31,9 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use departments::Department;
 pub use events::{Audience, ReplayStart, StoredEvent};
-pub use rooms::{Attachment, NewRoomMessage, Room, RoomChange, RoomKind, RoomMessage, Sent};
+pub use rooms::{
+    Attachment, BatchedSend, NewRoomMessage, Room, RoomChange, RoomKind, RoomMessage, Sent,
+};
 pub use sessions::{RefreshOutcome, SessionInfo, SessionRecord};
 pub use statuses::ChosenStatus;
 pub use tenants::Tenant;
@@ -236,6 +238,42 @@ impl Db {
         self.pool.close().await;
     }
 
+    /// Begins a transaction that writes: on SQLite, after its turn at the write gate.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> StoreResult<(sqlx::Transaction<'static, sqlx::Any>, WriteGate)> {
+        let gate = match &self.write_gate {
+            Some(m) => Some(m.clone().lock_owned().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok((tx, gate))
+    }
+
+    /// Stores a batch of chat messages of any tenants in one transaction (one commit for
+    /// all). Each send gets its own outcome; a refused one does not stop the others. A
+    /// database failure fails them all (nothing is stored).
+    pub async fn send_room_messages(
+        &self,
+        batch: &[rooms::BatchedSend<'_>],
+    ) -> StoreResult<Vec<StoreResult<Sent>>> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        rooms::take_write_lock(&mut tx, self.backend).await?;
+        let mut out = Vec::with_capacity(batch.len());
+        for job in batch {
+            let tdb = self.for_tenant(job.tenant_id);
+            match tdb
+                .send_room_message_in(&mut tx, job.room_id, job.author, &job.message)
+                .await
+            {
+                Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+                other => out.push(other),
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// The tenant-scoped view used by request handlers: made from an authenticated
     /// principal, so its tenant is the caller's own.
     pub fn for_principal(&self, principal: &crate::auth::Principal) -> TenantDb {
@@ -286,12 +324,7 @@ impl TenantDb {
     pub(crate) async fn begin_write(
         &self,
     ) -> StoreResult<(sqlx::Transaction<'static, sqlx::Any>, WriteGate)> {
-        let gate = match &self.db.write_gate {
-            Some(m) => Some(m.clone().lock_owned().await),
-            None => None,
-        };
-        let tx = self.pool().begin().await?;
-        Ok((tx, gate))
+        self.db.begin_write().await
     }
 }
 

@@ -109,6 +109,21 @@ impl From<MessageRow> for RoomMessage {
 /// Most mentions honoured in one message.
 const MAX_MENTIONS: usize = 50;
 
+/// On SQLite, a transaction that reads before it writes can fail to upgrade when another
+/// connection committed in between; taking the write lock with a first (no-op) write avoids
+/// it. PostgreSQL locks rows as it goes.
+pub(crate) async fn take_write_lock(
+    tx: &mut Transaction<'static, Any>,
+    backend: super::Backend,
+) -> StoreResult<()> {
+    if backend == super::Backend::Sqlite {
+        sqlx::query("UPDATE tenant_positions SET position = position WHERE tenant_id = ''")
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The result of a send: the message, and whether it was a repeat of an earlier send
 /// with the same client message id (then nothing new was stored).
 #[derive(Debug)]
@@ -123,6 +138,14 @@ pub struct Sent {
 pub struct RoomChange {
     pub room: Room,
     pub events: Vec<StoredEvent>,
+}
+
+/// One send of a batch (see `Db::send_room_messages`).
+pub struct BatchedSend<'a> {
+    pub tenant_id: &'a str,
+    pub room_id: &'a str,
+    pub author: &'a str,
+    pub message: NewRoomMessage<'a>,
 }
 
 pub struct NewRoomMessage<'a> {
@@ -543,33 +566,29 @@ impl TenantDb {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
-    async fn message_by_client_id(
+    /// Stores a message (idempotent by the author's client message id) and its events —
+    /// the message to the room, a mention to each mentioned member — inside a transaction
+    /// shared with other sends (the message writer commits many at once). Everything that can refuse the message is
+    /// checked before its position is taken, so a refusal leaves no gap in positions.
+    pub(crate) async fn send_room_message_in(
         &self,
-        author: &str,
-        client_message_id: &str,
-    ) -> StoreResult<Option<RoomMessage>> {
-        let row: Option<MessageRow> = sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND author_id = $2 \
-             AND client_message_id = $3"
-        ))
-        .bind(&self.tenant_id)
-        .bind(author)
-        .bind(client_message_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(row.map(Into::into))
-    }
-
-    /// Stores a message (idempotent by the author's client message id) and its events:
-    /// the message to the room, a mention to each mentioned member.
-    pub async fn send_room_message(
-        &self,
+        tx: &mut Transaction<'static, Any>,
         room_id: &str,
         author: &str,
-        new: NewRoomMessage<'_>,
+        new: &NewRoomMessage<'_>,
     ) -> StoreResult<Sent> {
         if let Some(cmid) = new.client_message_id {
-            if let Some(message) = self.message_by_client_id(author, cmid).await? {
+            let row: Option<MessageRow> = sqlx::query_as(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND author_id = $2 \
+                 AND client_message_id = $3"
+            ))
+            .bind(&self.tenant_id)
+            .bind(author)
+            .bind(cmid)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some(row) = row {
+                let message: RoomMessage = row.into();
                 if message.room_id != room_id {
                     return Err(StoreError::Conflict(
                         "client message id used in another room".into(),
@@ -582,16 +601,14 @@ impl TenantDb {
                 });
             }
         }
-        let (mut tx, position, _gate) = self.begin_with_position().await?;
-        let mut first = Some(position);
         // A large room's member list is not read for every message: membership is one
         // indexed lookup, and so is each mention.
-        self.check_member(&mut tx, room_id, author).await?;
+        self.check_member(tx, room_id, author).await?;
         let mut mentions: Vec<String> = Vec::new();
         for m in new.mentions.iter().take(MAX_MENTIONS) {
             if m != author
                 && !mentions.contains(m)
-                && self.check_member(&mut tx, room_id, m).await.is_ok()
+                && self.check_member(tx, room_id, m).await.is_ok()
             {
                 mentions.push(m.clone());
             }
@@ -603,7 +620,7 @@ impl TenantDb {
             )
             .bind(&self.tenant_id)
             .bind(upload_id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             let (file_name, content_type, size) =
                 a.ok_or(StoreError::UnknownReference("upload"))?;
@@ -614,12 +631,32 @@ impl TenantDb {
                 size,
             });
         }
+        // From here on every statement writes: any failure fails the whole transaction
+        // (a half-written send must never commit beside the others of its batch).
+        self.write_room_message(tx, room_id, author, new, mentions, attachments)
+            .await
+            .map_err(|e| match e {
+                StoreError::Database(e) => StoreError::Database(e),
+                other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
+            })
+    }
+
+    async fn write_room_message(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        room_id: &str,
+        author: &str,
+        new: &NewRoomMessage<'_>,
+        mentions: Vec<String>,
+        attachments: Vec<Attachment>,
+    ) -> StoreResult<Sent> {
+        let position = super::events::next_position(tx, &self.tenant_id).await?;
+        let mut first = Some(position);
         let id = new_id();
         let now = now_ms();
-        let inserted = sqlx::query(
+        sqlx::query(
             "INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
-             mentions, attachments, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (tenant_id, author_id, client_message_id) DO NOTHING",
+             mentions, attachments, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(&self.tenant_id)
@@ -631,26 +668,13 @@ impl TenantDb {
         .bind(to_json(&attachments))
         .bind(position)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        if inserted.rows_affected() == 0 {
-            // The same client message id raced in on another connection.
-            drop(tx);
-            let message = self
-                .message_by_client_id(author, new.client_message_id.unwrap_or_default())
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            return Ok(Sent {
-                message,
-                duplicate: true,
-                events: Vec::new(),
-            });
-        }
         sqlx::query("UPDATE rooms SET last_message_at = $3 WHERE tenant_id = $1 AND id = $2")
             .bind(&self.tenant_id)
             .bind(room_id)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         let message = RoomMessage {
             id: id.clone(),
@@ -667,7 +691,7 @@ impl TenantDb {
         };
         let mut events = Vec::new();
         push_event(
-            &mut tx,
+            tx,
             &self.tenant_id,
             &mut first,
             "room.message",
@@ -680,7 +704,7 @@ impl TenantDb {
             let excerpt: String = new.body.chars().take(140).collect();
             let payload = serde_json::json!({"room_id": room_id, "message_id": id, "author_id": author, "excerpt": excerpt}).to_string();
             push_event(
-                &mut tx,
+                tx,
                 &self.tenant_id,
                 &mut first,
                 "mention",
@@ -690,7 +714,6 @@ impl TenantDb {
             )
             .await?;
         }
-        tx.commit().await?;
         Ok(Sent {
             message,
             duplicate: false,
