@@ -738,3 +738,48 @@ async fn shutdown_tells_clients_to_go_away() {
     assert_eq!(c.closed().await, 1001);
     stop.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_snapshot_lists_everyone_already_online() {
+    let t = team_with(|c| c.realtime.presence_flush_ms = 50).await;
+    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    olga.next_of("live", None).await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    ivan.next_of("live", None).await;
+    // Whether or not a flush happened in between, Petr's snapshot and the presence frames
+    // after it show both, and himself.
+    for wait in [0u64, 200] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let mut petr = WsClient::connect(&t.app.base, &t.petr.1, None).await;
+        let mut view: std::collections::HashMap<String, Value> = petr
+            .snapshot()
+            .await
+            .into_iter()
+            .map(|p| {
+                (
+                    p["user_id"].as_str().unwrap().to_string(),
+                    p["status"].clone(),
+                )
+            })
+            .collect();
+        let everyone = [&t.olga.0.id, &t.ivan.0.id, &t.petr.0.id];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while everyone
+            .iter()
+            .any(|id| view.get(id.as_str()) != Some(&json!("online")))
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "after {wait} ms: {view:?}"
+            );
+            let f = petr.next_of("presence", None).await;
+            for p in f["users"].as_array().unwrap() {
+                view.insert(
+                    p["user_id"].as_str().unwrap().to_string(),
+                    p["status"].clone(),
+                );
+            }
+        }
+        drop(petr);
+    }
+}

@@ -79,23 +79,25 @@ pub async fn connect(
     }
 }
 
-/// `{user_id, status}` of each entry of a presence frame, found without a full parse.
+/// `{user_id, status}` of each entry of a presence frame, found without a full parse
+/// (entries are flat objects: split on `}`, read both keys inside each).
 pub fn snapshot_entries(frame: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut rest = frame;
-    while let Some(at) = rest.find("\"user_id\":\"") {
-        rest = &rest[at + 11..];
-        let Some(end) = rest.find('"') else { break };
-        let id = &rest[..end];
-        rest = &rest[end..];
-        let status = rest
-            .find("\"status\":\"")
-            .map(|s| &rest[s + 10..])
-            .and_then(|r| r.find('"').map(|e| &r[..e]))
-            .unwrap_or("");
-        out.push(json!({"user_id": id, "status": status}));
-    }
-    out
+    let value_of = |entry: &str, key: &str| -> Option<String> {
+        let at = entry.find(&format!("\"{key}\":\""))? + key.len() + 4;
+        let rest = &entry[at..];
+        Some(rest[..rest.find('"')?].to_string())
+    };
+    let Some(users) = frame.find("\"users\":[").map(|at| &frame[at + 9..]) else {
+        return Vec::new();
+    };
+    users
+        .split('}')
+        .filter_map(|entry| {
+            let id = value_of(entry, "user_id")?;
+            let status = value_of(entry, "status").unwrap_or_default();
+            Some(json!({"user_id": id, "status": status}))
+        })
+        .collect()
 }
 
 /// A chat body carrying its send time: `t=<nanos>;` padded to `len` bytes.

@@ -40,6 +40,8 @@ struct Snapshot<'a> {
 /// Users per `presence_snapshot` frame (well under 1 KiB).
 const SNAPSHOT_CHUNK: usize = 8;
 
+/// How long `welcome`, the snapshot and the replay may take together.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write to a client may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events read from the log per query while replaying.
@@ -194,15 +196,21 @@ async fn serve_attached(
     since: Option<i64>,
     reference: Option<String>,
 ) -> anyhow::Result<()> {
-    let last = Box::pin(greet(
-        &mut socket,
-        ctx,
-        principal,
-        current,
-        since,
-        reference,
-    ))
-    .await?;
+    // The handshake writes a lot (snapshot, replay); a client that stops reading during it
+    // is dropped after a while like any other.
+    let last = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        Box::pin(greet(
+            &mut socket,
+            ctx,
+            principal,
+            current,
+            since,
+            reference,
+        )),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
 
     // 4. Writer and reader.
     let (sink, stream) = socket.split();

@@ -117,9 +117,19 @@ impl ConnHandle {
     }
 }
 
+#[derive(serde::Serialize)]
+struct PresenceFrame<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    users: &'a [&'a UserPresence],
+}
+
+/// An event waiting for its turn: audience, recipients, frame.
+type PendingEvent = (String, Option<Arc<Vec<String>>>, Utf8Bytes);
+
 struct Sequencer {
     delivered: i64,
-    pending: BTreeMap<i64, (String, Option<Arc<Vec<String>>>, Utf8Bytes)>,
+    pending: BTreeMap<i64, PendingEvent>,
     gap_since: Option<tokio::time::Instant>,
     filling: bool,
 }
@@ -874,7 +884,24 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
             continue;
         }
         ts.presence_dirty = false;
-        let computed = inner.compute_all(ts, now);
+        let mut computed = inner.compute_all(ts, now);
+        // Someone this node no longer knows anything of (their node's report expired and
+        // was dropped) is offline: say so, rather than leave them shown as they were.
+        for (user, shown) in &ts.shown {
+            if !computed.contains_key(user) && shown.status != presence::Status::Offline {
+                computed.insert(
+                    user.clone(),
+                    UserPresence {
+                        user_id: user.clone(),
+                        status: presence::Status::Offline,
+                        text: None,
+                        until: None,
+                        out_of_office: false,
+                        last_active_at: shown.last_active_at,
+                    },
+                );
+            }
+        }
         let changed: Vec<&UserPresence> = computed
             .values()
             .filter(|p| ts.shown.get(&p.user_id) != Some(*p))
@@ -882,7 +909,11 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
         if !changed.is_empty() {
             // Small frames: a socket keeps the capacity of the largest frame it wrote.
             for users in changed.chunks(PRESENCE_FRAME_USERS) {
-                let frame = serde_json::json!({"type": "presence", "users": users}).to_string();
+                let frame = serde_json::to_string(&PresenceFrame {
+                    kind: "presence",
+                    users,
+                })
+                .expect("serialisable");
                 metrics::counter!("presence_frames_total").increment(1);
                 deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
             }
