@@ -404,3 +404,76 @@ async fn statuses_out_of_office_and_the_directory() {
         .await;
     assert_eq!(r.status(), 204);
 }
+
+#[tokio::test]
+async fn concurrent_sends_are_batched_and_a_repeated_id_is_stored_once() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let room: Value = app
+        .post_json("/api/v1/rooms", Some(&ws.access()), json!({"name": "r"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = room["id"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/api/v1/rooms/{id}/messages"));
+        let token = ws.access();
+        // Every fourth send repeats the same client message id.
+        let cmid = if i % 4 == 0 {
+            "same".to_string()
+        } else {
+            format!("c{i}")
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"body": format!("m{i}"), "client_message_id": cmid}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut same_ids = std::collections::HashSet::new();
+    let mut positions = std::collections::HashSet::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert!(status == 200 || status == 201, "{body}");
+        if body["message"]["client_message_id"] == "same" {
+            same_ids.insert(body["message"]["id"].as_str().unwrap().to_string());
+        } else {
+            assert!(
+                positions.insert(body["message"]["position"].as_i64().unwrap()),
+                "positions are unique"
+            );
+        }
+    }
+    assert_eq!(same_ids.len(), 1, "one message for the repeated id");
+    let messages: Value = app
+        .get(
+            &format!("/api/v1/rooms/{id}/messages?limit=200"),
+            &ws.access(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        messages.as_array().unwrap().len(),
+        31,
+        "30 distinct ids + the repeated one once"
+    );
+    // Positions stay gap-free: the log has every position from 1 to the last.
+    let (_c, frames) = common::ws::WsClient::resume(&app.base, &ws.access(), 0).await;
+    let got: Vec<i64> = frames
+        .iter()
+        .filter(|f| f["type"] == "event")
+        .map(|f| f["position"].as_i64().unwrap())
+        .collect();
+    let last = *got.last().unwrap();
+    assert_eq!(got, (1..=last).collect::<Vec<_>>());
+}

@@ -18,6 +18,9 @@ use crate::hub::{self, HubProcess, Tenant};
 use crate::report::{CpuMeter, Report};
 use crate::{Cli, Scenario};
 
+/// Quiet time after clients connect, before measuring: the hub is still telling everyone
+/// who arrived (presence), which is not what the message scenarios measure.
+const SETTLE: Duration = Duration::from_secs(5);
 /// Above this generator CPU use (in cores) the generator may be the bottleneck.
 const GENERATOR_SATURATED: f64 = 0.9;
 
@@ -495,7 +498,7 @@ async fn fanout(
     let send_ws = sockets.remove(0);
     let receivers = receive(sockets, rates.len());
     let (mut sink, reader) = sender(send_ws);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(SETTLE).await;
     let meter = CpuMeter::start(&[hub.pid]);
     let mut offered = Vec::new();
     let mut step_secs_real = Vec::new();
@@ -619,6 +622,8 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
         .map(|(w, _)| w)
         .collect();
     let receivers = receive(recv_socks, 1);
+    // Let the presence of 10,000 arrivals settle before measuring messages.
+    tokio::time::sleep(SETTLE).await;
     let per_sender = rate as f64 / pairs_n as f64;
     let meter = CpuMeter::start(&[hub.pid]);
     let acks = Arc::new(std::sync::Mutex::new(histogram()));
@@ -1125,7 +1130,7 @@ async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Res
         let send_ws = sockets.remove(0);
         let receivers = receive(sockets, 1);
         let (mut sink, reader) = sender(send_ws);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(SETTLE).await;
         let pids: Vec<u32> = hubs.iter().map(|h| h.pid).collect();
         let meter = CpuMeter::start(&pids);
         let sent = send_at_sink(&mut sink, &room, rate, secs as f64, "c").await?;

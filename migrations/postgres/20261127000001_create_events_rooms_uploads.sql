@@ -29,7 +29,6 @@ CREATE TABLE rooms (
     direct_key      TEXT,
     created_by      TEXT NOT NULL,
     created_at      BIGINT NOT NULL,
-    last_message_at BIGINT,
     UNIQUE (tenant_id, direct_key)
 );
 

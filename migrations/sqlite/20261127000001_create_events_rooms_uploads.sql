@@ -29,7 +29,6 @@ CREATE TABLE rooms (
     direct_key      TEXT,
     created_by      TEXT NOT NULL,
     created_at      INTEGER NOT NULL,
-    last_message_at INTEGER,
     UNIQUE (tenant_id, direct_key)
 );
 

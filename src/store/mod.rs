@@ -14,6 +14,7 @@ mod audit;
 mod departments;
 mod events;
 mod rooms;
+mod sends;
 mod sessions;
 mod statuses;
 mod tenants;
@@ -44,6 +45,19 @@ use crate::config::Secret;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// Set on every SQLite connection.
+const SQLITE_PRAGMAS: &[&str] = &[
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA synchronous = NORMAL",
+    // Checkpoints run in the background (see `checkpoint_in_background`), never inside a
+    // writer's commit, where their fsyncs would stall every waiting send.
+    "PRAGMA wal_autocheckpoint = 0",
+];
+
+/// How often the WAL is copied back into the database file (SQLite).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a query waits for a pool connection before the request fails with 503-ish
 /// `database_unavailable` instead of hanging.
@@ -119,6 +133,9 @@ pub struct Readiness {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Write transactions' connections: on SQLite one connection used only by them (behind
+    /// `write_gate`), on PostgreSQL the same pool as `pool`.
+    writer: AnyPool,
     backend: Backend,
     /// SQLite has one writer at a time. Write transactions queue here, in order, instead of
     /// polling for the file lock (which makes latency spiky) or failing when a reading
@@ -158,31 +175,24 @@ impl Db {
             }
         }
         let options = AnyConnectOptions::from_str(raw)?.disable_statement_logging();
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // busy_timeout: writers queue for the file lock instead of failing.
-                        conn.execute(
-                            "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                             PRAGMA synchronous = NORMAL;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = open_pool(options.clone(), backend, max_connections.max(1)).await?;
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
+            tokio::spawn(checkpoint_in_background(pool.clone()));
         }
-        let write_gate =
-            (backend == Backend::Sqlite).then(|| Arc::new(tokio::sync::Mutex::new(())));
+        // SQLite: write transactions take turns at the gate on a connection of their own,
+        // so a burst of readers holding the pool never delays a writer.
+        let (write_gate, writer) = if backend == Backend::Sqlite {
+            (
+                Some(Arc::new(tokio::sync::Mutex::new(()))),
+                open_pool(options, backend, 1).await?,
+            )
+        } else {
+            (None, pool.clone())
+        };
         Ok(Db {
             pool,
+            writer,
             backend,
             write_gate,
         })
@@ -236,6 +246,7 @@ impl Db {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 
     /// Begins a transaction that writes: on SQLite, after its turn at the write gate.
@@ -246,32 +257,8 @@ impl Db {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.pool.begin().await?;
+        let tx = self.writer.begin().await?;
         Ok((tx, gate))
-    }
-
-    /// Stores a batch of chat messages of any tenants in one transaction (one commit for
-    /// all). Each send gets its own outcome; a refused one does not stop the others. A
-    /// database failure fails them all (nothing is stored).
-    pub async fn send_room_messages(
-        &self,
-        batch: &[rooms::BatchedSend<'_>],
-    ) -> StoreResult<Vec<StoreResult<Sent>>> {
-        let (mut tx, _gate) = self.begin_write().await?;
-        rooms::take_write_lock(&mut tx, self.backend).await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for job in batch {
-            let tdb = self.for_tenant(job.tenant_id);
-            match tdb
-                .send_room_message_in(&mut tx, job.room_id, job.author, &job.message)
-                .await
-            {
-                Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
-                other => out.push(other),
-            }
-        }
-        tx.commit().await?;
-        Ok(out)
     }
 
     /// The tenant-scoped view used by request handlers: made from an authenticated
@@ -289,6 +276,47 @@ impl Db {
         TenantDb {
             db: self.clone(),
             tenant_id: tenant_id.to_string(),
+        }
+    }
+}
+
+async fn open_pool(options: AnyConnectOptions, backend: Backend, max: u32) -> StoreResult<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // One statement each (a multi-statement string may stop at the first).
+                    // busy_timeout: writers queue for the file lock instead of failing;
+                    // synchronous NORMAL: in WAL mode a commit survives a crash of the
+                    // process without an fsync per commit.
+                    for pragma in SQLITE_PRAGMAS {
+                        conn.execute(*pragma).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?)
+}
+
+/// Copies the WAL back into the database file, without blocking writers (PASSIVE), until
+/// the pool is closed.
+async fn checkpoint_in_background(pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
@@ -341,6 +369,32 @@ mod tests {
         };
         assert_eq!(names(&SQLITE_MIGRATIONS), names(&POSTGRES_MIGRATIONS));
         assert!(SQLITE_MIGRATIONS.iter().count() > 0);
+    }
+
+    #[tokio::test]
+    async fn sqlite_connections_have_foreign_keys_and_normal_sync() {
+        let dir = std::env::temp_dir().join(format!("jobers-pragma-{}", new_id()));
+        let url = Secret::new(format!("sqlite://{}?mode=rwc", dir.join("t.db").display()));
+        let db = Db::connect(&url, 2).await.unwrap();
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            (fk, sync, mode.as_str()),
+            (1, 1, "wal"),
+            "foreign keys on, synchronous NORMAL, WAL"
+        );
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -66,7 +66,7 @@ struct RoomRow {
 }
 
 #[derive(FromRow)]
-struct MessageRow {
+pub(super) struct MessageRow {
     id: String,
     room_id: String,
     author_id: String,
@@ -80,7 +80,8 @@ struct MessageRow {
     deleted_at: Option<i64>,
 }
 
-const MESSAGE_COLUMNS: &str = "id, room_id, author_id, body, client_message_id, mentions, \
+pub(super) const MESSAGE_COLUMNS: &str =
+    "id, room_id, author_id, body, client_message_id, mentions, \
                                attachments, position, created_at, edited_at, deleted_at";
 
 impl From<MessageRow> for RoomMessage {
@@ -107,12 +108,12 @@ impl From<MessageRow> for RoomMessage {
 }
 
 /// Most mentions honoured in one message.
-const MAX_MENTIONS: usize = 50;
+pub(super) const MAX_MENTIONS: usize = 50;
 
 /// On SQLite, a transaction that reads before it writes can fail to upgrade when another
 /// connection committed in between; taking the write lock with a first (no-op) write avoids
 /// it. PostgreSQL locks rows as it goes.
-pub(crate) async fn take_write_lock(
+pub(super) async fn take_write_lock(
     tx: &mut Transaction<'static, Any>,
     backend: super::Backend,
 ) -> StoreResult<()> {
@@ -155,7 +156,7 @@ pub struct NewRoomMessage<'a> {
     pub attachments: &'a [String],
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serialisable")
 }
 
@@ -192,7 +193,8 @@ impl TenantDb {
         room_id: &str,
     ) -> StoreResult<Room> {
         let row: RoomRow = sqlx::query_as(
-            "SELECT id, kind, name, created_by, created_at, last_message_at FROM rooms \
+            "SELECT id, kind, name, created_by, created_at, \
+             (SELECT MAX(created_at) FROM room_messages m WHERE m.room_id = rooms.id) AS last_message_at FROM rooms \
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&self.tenant_id)
@@ -211,7 +213,7 @@ impl TenantDb {
 
     /// Whether `user_id` is a member of `room_id` (in this tenant), in one indexed read;
     /// `NotFound` otherwise.
-    async fn check_member(
+    pub(super) async fn check_member(
         &self,
         tx: &mut Transaction<'static, Any>,
         room_id: &str,
@@ -391,9 +393,11 @@ impl TenantDb {
     /// The caller's rooms with unread counts, most recently active first.
     pub async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<Room>> {
         let rows: Vec<RoomRow> = sqlx::query_as(
-            "SELECT r.id, r.kind, r.name, r.created_by, r.created_at, r.last_message_at FROM rooms r \
+            "SELECT r.id, r.kind, r.name, r.created_by, r.created_at, \
+             (SELECT MAX(msg.created_at) FROM room_messages msg WHERE msg.room_id = r.id) AS last_message_at FROM rooms r \
              JOIN room_members m ON m.room_id = r.id AND m.user_id = $2 \
-             WHERE r.tenant_id = $1 ORDER BY coalesce(r.last_message_at, r.created_at) DESC, r.id",
+             WHERE r.tenant_id = $1 ORDER BY coalesce((SELECT MAX(msg.created_at) FROM room_messages msg \
+             WHERE msg.room_id = r.id), r.created_at) DESC, r.id",
         )
         .bind(&self.tenant_id)
         .bind(user_id)
@@ -564,161 +568,6 @@ impl TenantDb {
         .await?;
         tx.commit().await?;
         Ok(rows.into_iter().map(Into::into).collect())
-    }
-
-    /// Stores a message (idempotent by the author's client message id) and its events —
-    /// the message to the room, a mention to each mentioned member — inside a transaction
-    /// shared with other sends (the message writer commits many at once). Everything that can refuse the message is
-    /// checked before its position is taken, so a refusal leaves no gap in positions.
-    pub(crate) async fn send_room_message_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        room_id: &str,
-        author: &str,
-        new: &NewRoomMessage<'_>,
-    ) -> StoreResult<Sent> {
-        if let Some(cmid) = new.client_message_id {
-            let row: Option<MessageRow> = sqlx::query_as(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND author_id = $2 \
-                 AND client_message_id = $3"
-            ))
-            .bind(&self.tenant_id)
-            .bind(author)
-            .bind(cmid)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(row) = row {
-                let message: RoomMessage = row.into();
-                if message.room_id != room_id {
-                    return Err(StoreError::Conflict(
-                        "client message id used in another room".into(),
-                    ));
-                }
-                return Ok(Sent {
-                    message,
-                    duplicate: true,
-                    events: Vec::new(),
-                });
-            }
-        }
-        // A large room's member list is not read for every message: membership is one
-        // indexed lookup, and so is each mention.
-        self.check_member(tx, room_id, author).await?;
-        let mut mentions: Vec<String> = Vec::new();
-        for m in new.mentions.iter().take(MAX_MENTIONS) {
-            if m != author
-                && !mentions.contains(m)
-                && self.check_member(tx, room_id, m).await.is_ok()
-            {
-                mentions.push(m.clone());
-            }
-        }
-        let mut attachments = Vec::new();
-        for upload_id in new.attachments {
-            let a: Option<(String, String, i64)> = sqlx::query_as(
-                "SELECT file_name, content_type, size FROM uploads WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&self.tenant_id)
-            .bind(upload_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-            let (file_name, content_type, size) =
-                a.ok_or(StoreError::UnknownReference("upload"))?;
-            attachments.push(Attachment {
-                upload_id: upload_id.clone(),
-                file_name,
-                content_type,
-                size,
-            });
-        }
-        // From here on every statement writes: any failure fails the whole transaction
-        // (a half-written send must never commit beside the others of its batch).
-        self.write_room_message(tx, room_id, author, new, mentions, attachments)
-            .await
-            .map_err(|e| match e {
-                StoreError::Database(e) => StoreError::Database(e),
-                other => StoreError::Database(sqlx::Error::Protocol(other.to_string())),
-            })
-    }
-
-    async fn write_room_message(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        room_id: &str,
-        author: &str,
-        new: &NewRoomMessage<'_>,
-        mentions: Vec<String>,
-        attachments: Vec<Attachment>,
-    ) -> StoreResult<Sent> {
-        let position = super::events::next_position(tx, &self.tenant_id).await?;
-        let mut first = Some(position);
-        let id = new_id();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
-             mentions, attachments, position, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&id)
-        .bind(&self.tenant_id)
-        .bind(room_id)
-        .bind(author)
-        .bind(new.body)
-        .bind(new.client_message_id)
-        .bind(to_json(&mentions))
-        .bind(to_json(&attachments))
-        .bind(position)
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-        sqlx::query("UPDATE rooms SET last_message_at = $3 WHERE tenant_id = $1 AND id = $2")
-            .bind(&self.tenant_id)
-            .bind(room_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        let message = RoomMessage {
-            id: id.clone(),
-            room_id: room_id.into(),
-            author_id: author.into(),
-            body: new.body.into(),
-            client_message_id: new.client_message_id.map(Into::into),
-            mentions: mentions.clone(),
-            attachments,
-            position,
-            created_at: to_time(now),
-            edited_at: None,
-            deleted: false,
-        };
-        let mut events = Vec::new();
-        push_event(
-            tx,
-            &self.tenant_id,
-            &mut first,
-            "room.message",
-            Audience::Room(room_id.into()),
-            to_json(&message),
-            &mut events,
-        )
-        .await?;
-        for m in &mentions {
-            let excerpt: String = new.body.chars().take(140).collect();
-            let payload = serde_json::json!({"room_id": room_id, "message_id": id, "author_id": author, "excerpt": excerpt}).to_string();
-            push_event(
-                tx,
-                &self.tenant_id,
-                &mut first,
-                "mention",
-                Audience::User(m.clone()),
-                payload,
-                &mut events,
-            )
-            .await?;
-        }
-        Ok(Sent {
-            message,
-            duplicate: false,
-            events,
-        })
     }
 
     /// Edits (`Some(body)`) or deletes (`None`) one's own message.

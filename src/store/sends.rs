@@ -1,0 +1,438 @@
+//! Chat sends in batches: the message writer (`crate::chat`) stores many sends of any
+//! tenants in one transaction with set-based statements — one read per send to check it,
+//! one position update per tenant, one insert for all messages and one for all events —
+//! instead of a transaction and seven statements per send.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Any, Transaction};
+
+use super::events::Audience;
+use super::rooms::{
+    take_write_lock, to_json, Attachment, BatchedSend, MessageRow, RoomMessage, Sent, MAX_MENTIONS,
+    MESSAGE_COLUMNS,
+};
+use super::{new_id, now_ms, to_time, Db, StoreError, StoreResult, StoredEvent};
+
+/// Rows per multi-row insert (keeps the statement's parameters well under every limit).
+const INSERT_CHUNK: usize = 100;
+
+/// A send that passed its checks and will be written.
+struct Accepted {
+    index: usize,
+    mentions: Vec<String>,
+    attachments: Vec<Attachment>,
+}
+
+/// An event row to insert.
+struct EventRow {
+    tenant_id: String,
+    position: i64,
+    kind: &'static str,
+    audience: Audience,
+    payload: String,
+}
+
+impl Db {
+    /// Stores a batch of sends in one transaction. Each send gets its own outcome: stored,
+    /// a repeat of an earlier send (same author and client message id), or refused (not a
+    /// member, unknown upload, id used in another room) — a refusal takes no position.
+    /// A database failure fails the whole batch (nothing is stored).
+    pub async fn send_room_messages(
+        &self,
+        batch: &[BatchedSend<'_>],
+    ) -> StoreResult<Vec<StoreResult<Sent>>> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        take_write_lock(&mut tx, self.backend).await?;
+        let mut outcomes: Vec<Option<StoreResult<Sent>>> = (0..batch.len()).map(|_| None).collect();
+        let members = self.memberships(&mut tx, batch).await?;
+        let earlier = self.earlier_sends(&mut tx, batch).await?;
+        // Sends repeated within this batch answer with the first one's message.
+        let mut first_in_batch: std::collections::HashMap<(&str, &str, &str), usize> =
+            std::collections::HashMap::new();
+        let mut repeats_in_batch: Vec<(usize, usize)> = Vec::new();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for (index, job) in batch.iter().enumerate() {
+            if let Some(cmid) = job.message.client_message_id {
+                if let Some(id) = earlier.get(&(
+                    job.tenant_id.to_string(),
+                    job.author.to_string(),
+                    cmid.to_string(),
+                )) {
+                    outcomes[index] = Some(self.repeat(&mut tx, job, id).await);
+                    if let Some(Err(StoreError::Database(_))) = &outcomes[index] {
+                        return Err(outcomes[index].take().expect("set").unwrap_err());
+                    }
+                    continue;
+                }
+                if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.author, cmid)) {
+                    repeats_in_batch.push((index, first));
+                    continue;
+                }
+            }
+            if !members.contains(&(
+                job.tenant_id.to_string(),
+                job.room_id.to_string(),
+                job.author.to_string(),
+            )) {
+                outcomes[index] = Some(Err(StoreError::NotFound));
+                continue;
+            }
+            match self.check_extras(&mut tx, job).await {
+                Ok((mentions, attachments)) => {
+                    if let Some(cmid) = job.message.client_message_id {
+                        first_in_batch.insert((job.tenant_id, job.author, cmid), index);
+                    }
+                    accepted.push(Accepted {
+                        index,
+                        mentions,
+                        attachments,
+                    });
+                }
+                Err(StoreError::Database(e)) => return Err(StoreError::Database(e)),
+                Err(refused) => outcomes[index] = Some(Err(refused)),
+            }
+        }
+        let now = now_ms();
+        // Positions: one range per tenant, in batch order.
+        let mut needed: Vec<(&str, i64)> = Vec::new();
+        for a in &accepted {
+            let tenant = batch[a.index].tenant_id;
+            let count = 1 + a.mentions.len() as i64;
+            match needed.iter_mut().find(|(t, _)| *t == tenant) {
+                Some((_, n)) => *n += count,
+                None => needed.push((tenant, count)),
+            }
+        }
+        let last_by_tenant = reserve_positions(&mut tx, self.backend, &needed).await?;
+        let mut next_by_tenant: std::collections::HashMap<&str, i64> = needed
+            .iter()
+            .map(|(t, n)| (*t, last_by_tenant[*t] - n + 1))
+            .collect();
+        let mut messages: Vec<(usize, RoomMessage)> = Vec::with_capacity(accepted.len());
+        let mut events: Vec<EventRow> = Vec::with_capacity(accepted.len());
+        for a in &accepted {
+            let job = &batch[a.index];
+            let next = next_by_tenant
+                .get_mut(job.tenant_id)
+                .expect("reserved above");
+            let position = *next;
+            *next += 1;
+            let message = RoomMessage {
+                id: new_id(),
+                room_id: job.room_id.into(),
+                author_id: job.author.into(),
+                body: job.message.body.into(),
+                client_message_id: job.message.client_message_id.map(Into::into),
+                mentions: a.mentions.clone(),
+                attachments: a.attachments.clone(),
+                position,
+                created_at: to_time(now),
+                edited_at: None,
+                deleted: false,
+            };
+            events.push(EventRow {
+                tenant_id: job.tenant_id.into(),
+                position,
+                kind: "room.message",
+                audience: Audience::Room(job.room_id.into()),
+                payload: to_json(&message),
+            });
+            for m in &a.mentions {
+                let excerpt: String = job.message.body.chars().take(140).collect();
+                events.push(EventRow {
+                    tenant_id: job.tenant_id.into(),
+                    position: *next,
+                    kind: "mention",
+                    audience: Audience::User(m.clone()),
+                    payload: serde_json::json!({"room_id": job.room_id, "message_id": message.id, "author_id": job.author, "excerpt": excerpt}).to_string(),
+                });
+                *next += 1;
+            }
+            messages.push((a.index, message));
+        }
+        insert_messages(&mut tx, batch, &messages, now).await?;
+        insert_events(&mut tx, &events, now).await?;
+        tx.commit().await?;
+        // Hand each stored send its message and events (pushed in the same order).
+        let mut events = events.into_iter();
+        for (index, message) in messages {
+            let own = events
+                .by_ref()
+                .take(1 + message.mentions.len())
+                .map(|e| StoredEvent {
+                    position: e.position,
+                    kind: e.kind.into(),
+                    audience: e.audience,
+                    payload: serde_json::value::RawValue::from_string(e.payload)
+                        .expect("payload is JSON"),
+                    created_at: now,
+                })
+                .collect();
+            outcomes[index] = Some(Ok(Sent {
+                message,
+                duplicate: false,
+                events: own,
+            }));
+        }
+        for (index, first) in repeats_in_batch {
+            let repeat = match &outcomes[first] {
+                Some(Ok(sent)) => Ok(Sent {
+                    message: sent.message.clone(),
+                    duplicate: true,
+                    events: Vec::new(),
+                }),
+                _ => Err(StoreError::NotFound),
+            };
+            outcomes[index] = Some(repeat);
+        }
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.expect("every send has an outcome"))
+            .collect())
+    }
+
+    /// Which (tenant, room, author) of the batch are memberships: one read for all.
+    async fn memberships(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &[BatchedSend<'_>],
+    ) -> StoreResult<HashSet<(String, String, String)>> {
+        let mut found = HashSet::new();
+        for chunk in batch.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "SELECT tenant_id, room_id, user_id FROM room_members WHERE (tenant_id, room_id, user_id) IN (VALUES {})",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
+            for job in chunk {
+                q = q.bind(job.tenant_id).bind(job.room_id).bind(job.author);
+            }
+            found.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(found)
+    }
+
+    /// Earlier sends with the same (tenant, author, client message id): one read for all.
+    async fn earlier_sends(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        batch: &[BatchedSend<'_>],
+    ) -> StoreResult<HashMap<(String, String, String), String>> {
+        let keyed: Vec<&BatchedSend<'_>> = batch
+            .iter()
+            .filter(|j| j.message.client_message_id.is_some())
+            .collect();
+        let mut found = HashMap::new();
+        for chunk in keyed.chunks(INSERT_CHUNK) {
+            let sql = format!(
+                "SELECT tenant_id, author_id, client_message_id, id FROM room_messages \
+                 WHERE (tenant_id, author_id, client_message_id) IN (VALUES {})",
+                placeholders(chunk.len(), 3)
+            );
+            let mut q = sqlx::query_as::<_, (String, String, String, String)>(&sql);
+            for job in chunk {
+                q = q
+                    .bind(job.tenant_id)
+                    .bind(job.author)
+                    .bind(job.message.client_message_id.unwrap_or_default());
+            }
+            for (t, a, c, id) in q.fetch_all(&mut **tx).await? {
+                found.insert((t, a, c), id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The answer to a repeated send: the message it repeats.
+    async fn repeat(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        job: &BatchedSend<'_>,
+        id: &str,
+    ) -> StoreResult<Sent> {
+        let row: MessageRow = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM room_messages WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(job.tenant_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
+        let message: RoomMessage = row.into();
+        if message.room_id != job.room_id {
+            return Err(StoreError::Conflict(
+                "client message id used in another room".into(),
+            ));
+        }
+        Ok(Sent {
+            message,
+            duplicate: true,
+            events: Vec::new(),
+        })
+    }
+
+    /// Mentions (kept when they are members) and attachments (must exist) of one send.
+    async fn check_extras(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        job: &BatchedSend<'_>,
+    ) -> StoreResult<(Vec<String>, Vec<Attachment>)> {
+        let tdb = self.for_tenant(job.tenant_id);
+        let mut mentions: Vec<String> = Vec::new();
+        for m in job.message.mentions.iter().take(MAX_MENTIONS) {
+            if m != job.author
+                && !mentions.contains(m)
+                && tdb.check_member(tx, job.room_id, m).await.is_ok()
+            {
+                mentions.push(m.clone());
+            }
+        }
+        let mut attachments = Vec::new();
+        for upload_id in job.message.attachments {
+            let a: Option<(String, String, i64)> = sqlx::query_as(
+                "SELECT file_name, content_type, size FROM uploads WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(job.tenant_id)
+            .bind(upload_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let (file_name, content_type, size) =
+                a.ok_or(StoreError::UnknownReference("upload"))?;
+            attachments.push(Attachment {
+                upload_id: upload_id.clone(),
+                file_name,
+                content_type,
+                size,
+            });
+        }
+        Ok((mentions, attachments))
+    }
+}
+
+/// Takes `count` positions of each tenant in three statements whatever the number of
+/// tenants; returns each tenant's last position.
+async fn reserve_positions(
+    tx: &mut Transaction<'static, Any>,
+    backend: super::Backend,
+    needed: &[(&str, i64)],
+) -> StoreResult<HashMap<String, i64>> {
+    let mut last = HashMap::new();
+    if needed.is_empty() {
+        return Ok(last);
+    }
+    let mut sorted: Vec<&(&str, i64)> = needed.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let list = (1..=sorted.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Tenants without a counter yet get one.
+    let insert = format!(
+        "INSERT INTO tenant_positions (tenant_id, position) VALUES {} ON CONFLICT (tenant_id) DO NOTHING",
+        (1..=sorted.len()).map(|i| format!("(${i}, 0)")).collect::<Vec<_>>().join(", ")
+    );
+    let mut q = sqlx::query(&insert);
+    for (t, _) in &sorted {
+        q = q.bind(*t);
+    }
+    q.execute(&mut **tx).await?;
+    if backend == super::Backend::Postgres {
+        // Lock the counters in one order, so writers on several nodes cannot deadlock.
+        let lock = format!(
+            "SELECT tenant_id FROM tenant_positions WHERE tenant_id IN ({list}) ORDER BY tenant_id FOR UPDATE"
+        );
+        let mut q = sqlx::query(&lock);
+        for (t, _) in &sorted {
+            q = q.bind(*t);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let n = sorted.len();
+    let cases = (0..n)
+        .map(|i| format!("WHEN ${} THEN ${}", i + 1, n + i + 1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let update = format!(
+        "UPDATE tenant_positions SET position = position + (CASE tenant_id {cases} ELSE 0 END) \
+         WHERE tenant_id IN ({list}) RETURNING tenant_id, position"
+    );
+    let mut q = sqlx::query_as::<_, (String, i64)>(&update);
+    for (t, _) in &sorted {
+        q = q.bind(*t);
+    }
+    for (_, count) in &sorted {
+        q = q.bind(*count);
+    }
+    for (t, p) in q.fetch_all(&mut **tx).await? {
+        last.insert(t, p);
+    }
+    Ok(last)
+}
+
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn insert_messages(
+    tx: &mut Transaction<'static, Any>,
+    batch: &[BatchedSend<'_>],
+    messages: &[(usize, RoomMessage)],
+    now: i64,
+) -> StoreResult<()> {
+    for chunk in messages.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
+             mentions, attachments, position, created_at) VALUES {}",
+            placeholders(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(&sql);
+        for (index, m) in chunk {
+            q = q
+                .bind(m.id.clone())
+                .bind(batch[*index].tenant_id.to_string())
+                .bind(m.room_id.clone())
+                .bind(m.author_id.clone())
+                .bind(m.body.clone())
+                .bind(m.client_message_id.clone())
+                .bind(to_json(&m.mentions))
+                .bind(to_json(&m.attachments))
+                .bind(m.position)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'static, Any>,
+    events: &[EventRow],
+    now: i64,
+) -> StoreResult<()> {
+    for chunk in events.chunks(INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO events (tenant_id, position, kind, audience, payload, created_at) VALUES {}",
+            placeholders(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.tenant_id.clone())
+                .bind(e.position)
+                .bind(e.kind)
+                .bind(e.audience.as_db())
+                .bind(e.payload.clone())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
