@@ -206,7 +206,7 @@ impl HubProcess {
                             .to_string();
                         std::thread::spawn(move || {
                             for line in rx {
-                                if line.contains("ERROR") || line.contains("\"level\":\"ERROR\"") {
+                                if line.contains("\"level\":\"ERROR\"") || line.contains("\"level\":\"WARN\"") {
                                     eprintln!("hub: {line}");
                                 }
                             }
