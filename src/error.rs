@@ -140,6 +140,15 @@ fn on_constraint(what: &str) -> ApiError {
             "department_exists",
             "a department with this name already exists",
         )
+    } else if what.contains("identity_taken") || what.contains("identities") {
+        (
+            "identity_taken",
+            "this identity belongs to another applicant; merge them instead",
+        )
+    } else if what.contains("same_contact") {
+        ("same_contact", "an applicant cannot be merged with itself")
+    } else if what.contains("merge_already_undone") {
+        ("merge_already_undone", "this merge has been undone already")
     } else if what.contains("tenants") {
         ("tenant_exists", "a tenant with this slug already exists")
     } else {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod identity;
 pub mod realtime;
 pub mod store;
 pub mod telemetry;

@@ -338,3 +338,19 @@ async fn departments_are_created_renamed_and_deleted() {
         .unwrap();
     assert_eq!(user["department_id"], Value::Null);
 }
+
+#[tokio::test]
+async fn the_directory_finds_cyrillic_names_in_any_case() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    app.post_json("/api/v1/users", Some(&ws.access()),
+        json!({"email": "o@acme.test", "name": "Ольга Петрова", "role": "recruiter", "password": "long enough pw", "title": "Старший рекрутер"})).await;
+    for q in ["ольга", "ОЛЬГА", "петр", "старший"] {
+        let path = format!(
+            "/api/v1/users?q={}",
+            q.bytes().map(|b| format!("%{b:02X}")).collect::<String>()
+        );
+        let found: Value = app.get(&path, &ws.access()).await.json().await.unwrap();
+        assert_eq!(found.as_array().unwrap().len(), 1, "{q}: {found}");
+    }
+}

@@ -102,6 +102,27 @@ async fn every_route_refuses_another_tenants_objects() {
         .await
         .unwrap();
     let b_session = b_me["session_id"].as_str().unwrap().to_string();
+    let b_c1: Value = app.post_json("/api/v1/contacts", Some(&b.access()), json!({"name": "B secret applicant", "identities": [{"kind": "email", "value": "b-applicant@bravo.test"}]})).await.json().await.unwrap();
+    let b_c2: Value = app
+        .post_json(
+            "/api/v1/contacts",
+            Some(&b.access()),
+            json!({"name": "B second applicant"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_merge: Value = app
+        .post_json(
+            &format!("/api/v1/contacts/{}/merge", b_c1["id"].as_str().unwrap()),
+            Some(&b.access()),
+            json!({"contact_id": b_c2["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let b_room: Value = app
         .post_json(
             "/api/v1/rooms",
@@ -152,6 +173,39 @@ async fn every_route_refuses_another_tenants_objects() {
         .json()
         .await
         .unwrap();
+    let a_contact: Value = app
+        .post_json(
+            "/api/v1/contacts",
+            Some(&a.access()),
+            json!({"name": "A applicant"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_other: Value = app
+        .post_json(
+            "/api/v1/contacts",
+            Some(&a.access()),
+            json!({"name": "A other"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_merge: Value = app
+        .post_json(
+            &format!(
+                "/api/v1/contacts/{}/merge",
+                a_contact["id"].as_str().unwrap()
+            ),
+            Some(&a.access()),
+            json!({"contact_id": a_other["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let a_room: Value = app
         .post_json(
             "/api/v1/rooms",
@@ -196,6 +250,8 @@ async fn every_route_refuses_another_tenants_objects() {
             b_msg["message"]["id"].as_str().unwrap().to_string(),
         ),
         ("upload_id", b_upload["id"].as_str().unwrap().to_string()),
+        ("contact_id", b_c1["id"].as_str().unwrap().to_string()),
+        ("merge_id", b_merge["id"].as_str().unwrap().to_string()),
     ]);
     let a_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", a.admin.id.clone()),
@@ -210,6 +266,8 @@ async fn every_route_refuses_another_tenants_objects() {
             a_msg["message"]["id"].as_str().unwrap().to_string(),
         ),
         ("upload_id", a_upload["id"].as_str().unwrap().to_string()),
+        ("contact_id", a_contact["id"].as_str().unwrap().to_string()),
+        ("merge_id", a_merge["id"].as_str().unwrap().to_string()),
     ]);
     // Strings that must never appear in a response to tenant A.
     let secrets = [
@@ -225,6 +283,8 @@ async fn every_route_refuses_another_tenants_objects() {
         "B secret room".into(),
         "B secret message".into(),
         "B secret file".into(),
+        "B secret applicant".into(),
+        "b-applicant@bravo.test".into(),
         b_upload["id"].as_str().unwrap().to_string(),
     ];
 

@@ -206,7 +206,9 @@ impl HubProcess {
                             .to_string();
                         std::thread::spawn(move || {
                             for line in rx {
-                                if line.contains("\"level\":\"ERROR\"") || line.contains("\"level\":\"WARN\"") {
+                                if line.contains("\"level\":\"ERROR\"")
+                                    || line.contains("\"level\":\"WARN\"")
+                                {
                                     eprintln!("hub: {line}");
                                 }
                             }

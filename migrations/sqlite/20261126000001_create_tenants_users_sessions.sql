@@ -22,6 +22,9 @@ CREATE TABLE users (
     tenant_id           TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
     email               TEXT NOT NULL,
     name                TEXT NOT NULL,
+    -- Name, phone and title in lower case (Unicode-aware; SQLite's lower() is ASCII-only),
+    -- for the directory search.
+    search_text         TEXT NOT NULL DEFAULT '',
     role                TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'recruiter')),
     department_id       TEXT REFERENCES departments(id) ON DELETE SET NULL,
     phone               TEXT,

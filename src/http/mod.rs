@@ -3,6 +3,7 @@
 //! tracing, security headers).
 
 pub mod auth;
+mod contacts;
 pub mod extract;
 mod ops;
 mod rooms;
@@ -61,6 +62,7 @@ pub struct AppState {
         (name = "departments", description = "Departments"),
         (name = "audit", description = "Audit log"),
         (name = "chat", description = "Staff chat, files, presence, directory"),
+        (name = "contacts", description = "Applicants, identities, merges"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -91,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             OpenApiRouter::new()
                 .merge(auth::router())
                 .merge(users::router())
+                .merge(contacts::router())
                 .merge(rooms::router(state.config.http.max_upload_bytes)),
         )
         .merge(ops::router())

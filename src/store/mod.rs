@@ -11,6 +11,7 @@
 //! for operator commands, explicitly by tenant id. HTTP handlers never see the pool.
 
 mod audit;
+mod contacts;
 mod departments;
 mod events;
 mod rooms;
@@ -30,6 +31,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use contacts::{Contact, ContactMerge, Identity, IdentityKey, Resolved};
 pub use departments::Department;
 pub use events::{Audience, ReplayStart, StoredEvent};
 pub use rooms::{

@@ -117,6 +117,16 @@ pub struct UserPatch {
     pub signature: Option<Option<String>>,
 }
 
+/// What the directory search looks in, in lower case (Unicode-aware).
+fn search_text(name: &str, phone: Option<&str>, title: Option<&str>) -> String {
+    [Some(name), phone, title]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 /// Emails are compared case-insensitively and without surrounding space.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
@@ -141,10 +151,11 @@ impl TenantDb {
     pub async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         self.check_department(new.department_id.as_deref()).await?;
         let now = now_ms();
+        let search = search_text(new.name.trim(), new.phone.as_deref(), new.title.as_deref());
         let row: UserRow = sqlx::query_as(&format!(
             "INSERT INTO users (id, tenant_id, email, name, role, department_id, phone, title, \
-             password_hash, created_at, updated_at, password_changed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10) RETURNING {USER_COLUMNS}"
+             password_hash, created_at, updated_at, password_changed_at, search_text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11) RETURNING {USER_COLUMNS}"
         ))
         .bind(new_id())
         .bind(&self.tenant_id)
@@ -156,6 +167,7 @@ impl TenantDb {
         .bind(new.title)
         .bind(new.password_hash)
         .bind(now)
+        .bind(search)
         .fetch_one(self.pool())
         .await?;
         Ok(row.into())
@@ -193,9 +205,7 @@ impl TenantDb {
             });
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR lower(name) LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\' \
-                  OR lower(coalesce(phone, '')) LIKE $2 ESCAPE '\\' \
-                  OR lower(coalesce(title, '')) LIKE $2 ESCAPE '\\') \
+             AND ($2 IS NULL OR search_text LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\') \
              AND ($3 IS NULL OR department_id = $3) \
              AND ($4 = 1 OR deactivated_at IS NULL) \
              ORDER BY name, id"
@@ -218,19 +228,19 @@ impl TenantDb {
         let phone = patch.phone.unwrap_or(current.phone);
         let title = patch.title.unwrap_or(current.title);
         let signature = patch.signature.unwrap_or(current.signature);
+        let name = patch
+            .name
+            .map(|n| n.trim().to_string())
+            .unwrap_or(current.name);
+        let search = search_text(&name, phone.as_deref(), title.as_deref());
         let row: UserRow = sqlx::query_as(&format!(
             "UPDATE users SET name = $3, email = $4, role = $5, department_id = $6, phone = $7, \
-             title = $8, signature = $9, updated_at = $10 \
+             title = $8, signature = $9, updated_at = $10, search_text = $11 \
              WHERE tenant_id = $1 AND id = $2 RETURNING {USER_COLUMNS}"
         ))
         .bind(&self.tenant_id)
         .bind(id)
-        .bind(
-            patch
-                .name
-                .map(|n| n.trim().to_string())
-                .unwrap_or(current.name),
-        )
+        .bind(&name)
         .bind(
             patch
                 .email
@@ -243,6 +253,7 @@ impl TenantDb {
         .bind(title)
         .bind(signature)
         .bind(now_ms())
+        .bind(search)
         .fetch_one(self.pool())
         .await?;
         Ok(row.into())
