@@ -102,22 +102,6 @@ async fn login(base: &str, email: &str) -> String {
         .to_string()
 }
 
-async fn wait_presence(c: &mut WsClient, user: &str, status: &str) -> Value {
-    loop {
-        let f = c.next_of("presence", None).await;
-        if let Some(p) = f["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user_id"] == user)
-        {
-            if p["status"] == status {
-                return p.clone();
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_nodes_share_messages_and_presence_and_a_killed_node_goes_offline() {
     let server = required("JOBERS_TEST_POSTGRES_URL");
@@ -189,20 +173,20 @@ async fn two_nodes_share_messages_and_presence_and_a_killed_node_goes_offline() 
     assert_eq!(event["position"], ack["position"]);
 
     // Presence set on B is seen on A.
-    wait_presence(&mut on_a, &ivan_id, "online").await;
+    on_a.wait_presence(&ivan_id, "online").await;
     on_b.send(json!({"type": "presence", "status": "busy", "text": "звонок"}))
         .await;
-    let busy = wait_presence(&mut on_a, &ivan_id, "busy").await;
+    let busy = on_a.wait_presence(&ivan_id, "busy").await;
     assert_eq!(busy["text"], "звонок");
     // And the other way round.
-    wait_presence(&mut on_b, &olga_id, "online").await;
+    on_b.wait_presence(&olga_id, "online").await;
 
     // Node B dies without a word: its users turn offline on A by themselves.
     let mut b = b;
     b.child.kill().expect("SIGKILL node B");
     b.child.wait().unwrap();
     let killed = Instant::now();
-    wait_presence(&mut on_a, &ivan_id, "offline").await;
+    on_a.wait_presence(&ivan_id, "offline").await;
     let took = killed.elapsed();
     // Documented in docs/operations.md: within 10 s (report TTL 6 s, refresh 2 s, grace).
     assert!(took <= Duration::from_secs(10), "offline after {took:?}");

@@ -346,18 +346,12 @@ async fn bad_hellos_are_closed_with_their_codes() {
         s.send(Message::Text(hello.to_string().into()))
             .await
             .unwrap();
-        let mut c = WsClient {
-            stream: s,
-            welcome: Value::Null,
-        };
+        let mut c = WsClient::raw(s);
         assert_eq!(c.closed().await, code, "{hello}");
     }
     // Silence.
     let s = connect_raw(&t.app.base).await;
-    let mut c = WsClient {
-        stream: s,
-        welcome: Value::Null,
-    };
+    let mut c = WsClient::raw(s);
     assert_eq!(c.closed().await, 4011);
 }
 
@@ -658,23 +652,6 @@ async fn a_full_node_refuses_new_connections_with_503() {
     }
 }
 
-/// Reads presence frames until `user` shows `status`.
-async fn wait_presence(c: &mut WsClient, user: &str, status: &str) -> Value {
-    loop {
-        let f = c.next_of("presence", None).await;
-        if let Some(p) = f["users"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["user_id"] == user)
-        {
-            if p["status"] == status {
-                return p.clone();
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn presence_is_live_with_a_snapshot_on_connect() {
     let t = team_with(|c| {
@@ -692,18 +669,18 @@ async fn presence_is_live_with_a_snapshot_on_connect() {
         .find(|p| p["user_id"] == t.olga.0.id.as_str())
         .expect("olga in snapshot");
     assert_eq!(olga_entry["status"], "online");
-    wait_presence(&mut olga, &t.ivan.0.id, "online").await;
+    olga.wait_presence(&t.ivan.0.id, "online").await;
     // Ivan chooses busy with a text: Olga sees it live.
     ivan.send(
         json!({"type": "presence", "status": "busy", "text": "На собеседовании", "ref": "p"}),
     )
     .await;
-    let busy = wait_presence(&mut olga, &t.ivan.0.id, "busy").await;
+    let busy = olga.wait_presence(&t.ivan.0.id, "busy").await;
     assert_eq!(busy["text"], "На собеседовании");
     // Ivan leaves: offline after the grace period.
     drop(ivan);
     let started = std::time::Instant::now();
-    let off = wait_presence(&mut olga, &t.ivan.0.id, "offline").await;
+    let off = olga.wait_presence(&t.ivan.0.id, "offline").await;
     assert!(
         started.elapsed() >= Duration::from_millis(800),
         "not before the grace period"

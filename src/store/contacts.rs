@@ -415,17 +415,7 @@ impl TenantDb {
 
     /// Applicants matching `q` in name, or in an identity (a phone is matched on its digits).
     pub async fn search_contacts(&self, q: Option<&str>, limit: i64) -> StoreResult<Vec<Contact>> {
-        let pattern = q
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                format!(
-                    "%{}%",
-                    s.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                )
-            });
+        let pattern = q.and_then(super::like_pattern);
         let digits: Option<String> = q
             .map(|s| s.chars().filter(|c| c.is_ascii_digit()).collect::<String>())
             .filter(|d| d.len() >= 4)

@@ -120,6 +120,20 @@ pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// A `LIKE … ESCAPE '\'` pattern that finds `term` anywhere, in lower case (Unicode-aware),
+/// with the pattern's own special characters taken literally; `None` for an empty term.
+pub(crate) fn like_pattern(term: &str) -> Option<String> {
+    let term = term.trim().to_lowercase();
+    (!term.is_empty()).then(|| {
+        format!(
+            "%{}%",
+            term.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        )
+    })
+}
+
 pub(crate) fn to_time(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }

@@ -192,17 +192,7 @@ impl TenantDb {
         department_id: Option<&str>,
         include_inactive: bool,
     ) -> StoreResult<Vec<User>> {
-        let pattern = search
-            .map(|s| s.trim().to_lowercase())
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                format!(
-                    "%{}%",
-                    s.replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_")
-                )
-            });
+        let pattern = search.and_then(super::like_pattern);
         let rows: Vec<UserRow> = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 \
              AND ($2 IS NULL OR search_text LIKE $2 ESCAPE '\\' OR email LIKE $2 ESCAPE '\\') \

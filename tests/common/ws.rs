@@ -12,8 +12,10 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// Frames read but not yet taken.
     pub welcome: Value,
+    /// Presence as seen so far: every `presence` / `presence_snapshot` frame read (also
+    /// those skipped by `next_of`) updates it.
+    pub presence: std::collections::HashMap<String, Value>,
 }
 
 pub async fn connect_raw(base: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
@@ -25,6 +27,15 @@ pub async fn connect_raw(base: &str) -> WebSocketStream<MaybeTlsStream<TcpStream
 }
 
 impl WsClient {
+    /// A client around a socket that has not said hello.
+    pub fn raw(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
+        WsClient {
+            stream,
+            welcome: Value::Null,
+            presence: Default::default(),
+        }
+    }
+
     /// Connects and says hello; returns after `welcome` (replay and `live` follow).
     pub async fn connect(base: &str, token: &str, since: Option<i64>) -> WsClient {
         let mut stream = connect_raw(base).await;
@@ -36,14 +47,22 @@ impl WsClient {
             .send(Message::Text(hello.to_string().into()))
             .await
             .unwrap();
-        let mut client = WsClient {
-            stream,
-            welcome: Value::Null,
-        };
+        let mut client = WsClient::raw(stream);
         let welcome = client.next().await;
         assert_eq!(welcome["type"], "welcome", "{welcome}");
         client.welcome = welcome;
         client
+    }
+
+    /// Reads frames until `user` shows `status` (at once if they already do); returns that
+    /// entry.
+    pub async fn wait_presence(&mut self, user: &str, status: &str) -> Value {
+        loop {
+            if let Some(p) = self.presence.get(user).filter(|p| p["status"] == status) {
+                return p.clone();
+            }
+            self.next().await;
+        }
     }
 
     /// Reads the `presence_snapshot` frames that follow `welcome`; returns their users.
@@ -92,7 +111,18 @@ impl WsClient {
                 .expect("stream open")
                 .expect("frame ok");
             match msg {
-                Message::Text(t) => return serde_json::from_str(&t).expect("frames are JSON"),
+                Message::Text(t) => {
+                    let v: Value = serde_json::from_str(&t).expect("frames are JSON");
+                    if v["type"] == "presence" || v["type"] == "presence_snapshot" {
+                        for p in v["users"].as_array().into_iter().flatten() {
+                            self.presence.insert(
+                                p["user_id"].as_str().unwrap_or_default().to_string(),
+                                p.clone(),
+                            );
+                        }
+                    }
+                    return v;
+                }
                 Message::Close(c) => panic!("closed: {c:?}"),
                 _ => continue,
             }
