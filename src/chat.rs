@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    Backend, BatchedSend, ChosenStatus, Db, NewRoomMessage, RoomChange, Sent, StoreError,
+    Backend, BatchedSend, ChosenStatus, NewRoomMessage, RoomChange, Sent, StoreError,
 };
 
 /// Longest chat message, in characters.
@@ -54,7 +54,7 @@ impl Chat {
         let writers = (0..count)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-                tokio::spawn(write_messages(hub.db().clone(), rx));
+                tokio::spawn(write_messages(hub.clone(), rx));
                 tx
             })
             .collect();
@@ -78,6 +78,30 @@ impl Chat {
         attachments: &[String],
     ) -> ApiResult<Sent> {
         let body = body.trim();
+        // Ids are UUIDs made by the server, and no text may hold NUL (PostgreSQL refuses it):
+        // anything else is turned away here, before it can reach a shared batch.
+        if uuid::Uuid::parse_str(room_id).is_err() {
+            return Err(ApiError::NotFound);
+        }
+        if attachments
+            .iter()
+            .any(|id| uuid::Uuid::parse_str(id).is_err())
+        {
+            return Err(StoreError::UnknownReference("upload").into());
+        }
+        // A mention that is not a member is dropped; one that is not even an id, too.
+        let mentions: Vec<String> = mentions
+            .iter()
+            .filter(|id| uuid::Uuid::parse_str(id).is_ok())
+            .cloned()
+            .collect();
+        let mentions = mentions.as_slice();
+        if body.contains('\0') || client_message_id.is_some_and(|c| c.contains('\0')) {
+            return Err(ApiError::unprocessable(
+                "invalid_text",
+                "text must not contain NUL characters",
+            ));
+        }
         if body.is_empty() && attachments.is_empty() {
             return Err(ApiError::unprocessable(
                 "empty_message",
@@ -123,7 +147,7 @@ impl Chat {
         let sent = answer.await.map_err(|_| {
             ApiError::Internal(anyhow::anyhow!("the message writer dropped a send"))
         })??;
-        self.hub.publish_events(who.tenant_id(), &sent.events).await;
+
         Ok(sent)
     }
 
@@ -153,7 +177,7 @@ impl Chat {
         let sent = db
             .change_room_message(room_id, message_id, who.user_id(), body.map(str::trim))
             .await?;
-        self.hub.publish_events(who.tenant_id(), &sent.events).await;
+        self.publish(who, sent.events.clone());
         Ok(sent)
     }
 
@@ -181,14 +205,23 @@ impl Chat {
         let events = db
             .mark_room_read(room_id, who.user_id(), message_id)
             .await?;
-        self.hub.publish_events(who.tenant_id(), &events).await;
+        self.publish(who, events);
         Ok(())
     }
 
     pub async fn publish_change(&self, who: &Principal, change: &RoomChange) {
-        self.hub
-            .publish_events(who.tenant_id(), &change.events)
-            .await;
+        self.publish(who, change.events.clone());
+    }
+
+    /// Publishes committed events in a task of their own, so that they go out even when
+    /// the request that made them is dropped (a timeout, a closed socket).
+    fn publish(&self, who: &Principal, events: Vec<crate::store::StoredEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let hub = self.hub.clone();
+        let tenant = who.tenant_id().to_string();
+        tokio::spawn(async move { hub.publish_events(&tenant, &events).await });
     }
 
     /// Sets the caller's chosen status (`None`: automatic), with a text and an end time.
@@ -269,7 +302,7 @@ fn shard_of(tenant_id: &str, shards: usize) -> usize {
 /// The message writer: takes the sends waiting (up to a batch), stores them in one
 /// transaction, answers each. With one send waiting it is one transaction per send; under
 /// load, one commit serves hundreds.
-async fn write_messages(db: Db, mut jobs: mpsc::Receiver<Job>) {
+async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(WRITER_BATCH);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -281,31 +314,22 @@ async fn write_messages(db: Db, mut jobs: mpsc::Receiver<Job>) {
         }
         // One lock order for every writer (PostgreSQL locks each tenant's position row).
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
-        let sends: Vec<BatchedSend<'_>> = batch
-            .iter()
-            .map(|j| BatchedSend {
-                tenant_id: &j.tenant_id,
-                room_id: &j.room_id,
-                author: &j.author,
-                message: NewRoomMessage {
-                    body: &j.body,
-                    client_message_id: j.client_message_id.as_deref(),
-                    mentions: &j.mentions,
-                    attachments: &j.attachments,
-                },
-            })
-            .collect();
-        metrics::histogram!("chat_write_batch_size").record(sends.len() as f64);
-        match db.send_room_messages(&sends).await {
-            Ok(outcomes) => {
-                drop(sends);
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(outcome);
+        metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
+        match store_batch(&hub, &batch).await {
+            Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)).await,
+            // One send's failure must not fail its neighbours: each is tried on its own.
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(error = %e, size = batch.len(), "a batch of messages failed; storing them one by one");
+                for job in batch.drain(..) {
+                    let outcome = match store_batch(&hub, std::slice::from_ref(&job)).await {
+                        Ok(mut o) => o.pop().unwrap_or(Err(StoreError::NotFound)),
+                        Err(e) => Err(e),
+                    };
+                    answer(&hub, std::iter::once((job, outcome))).await;
                 }
             }
             Err(e) => {
-                drop(sends);
-                tracing::error!(error = %e, "storing a batch of messages failed");
+                tracing::error!(error = %e, "storing a message failed");
                 for job in batch.drain(..) {
                     let _ = job
                         .reply
@@ -315,5 +339,37 @@ async fn write_messages(db: Db, mut jobs: mpsc::Receiver<Job>) {
                 }
             }
         }
+    }
+}
+
+async fn store_batch(
+    hub: &Hub,
+    batch: &[Job],
+) -> Result<Vec<Result<Sent, StoreError>>, StoreError> {
+    let sends: Vec<BatchedSend<'_>> = batch
+        .iter()
+        .map(|j| BatchedSend {
+            tenant_id: &j.tenant_id,
+            room_id: &j.room_id,
+            author: &j.author,
+            message: NewRoomMessage {
+                body: &j.body,
+                client_message_id: j.client_message_id.as_deref(),
+                mentions: &j.mentions,
+                attachments: &j.attachments,
+            },
+        })
+        .collect();
+    hub.db().send_room_messages(&sends).await
+}
+
+/// Publishes what was stored — here, not in the sender's request, which may be gone by
+/// now (a timeout, a closed socket): a committed message always goes out — then answers.
+async fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>) {
+    for (job, outcome) in done {
+        if let Ok(sent) = &outcome {
+            hub.publish_events(&job.tenant_id, &sent.events).await;
+        }
+        let _ = job.reply.send(outcome);
     }
 }

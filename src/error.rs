@@ -149,6 +149,11 @@ fn on_constraint(what: &str) -> ApiError {
         ("same_contact", "an applicant cannot be merged with itself")
     } else if what.contains("merge_already_undone") {
         ("merge_already_undone", "this merge has been undone already")
+    } else if what.contains("merge_superseded") {
+        (
+            "merge_superseded",
+            "a later merge changed these applicants; undo that one first",
+        )
     } else if what.contains("tenants") {
         ("tenant_exists", "a tenant with this slug already exists")
     } else {

@@ -65,7 +65,8 @@ pub fn normalize(kind: &str, value: &str) -> Result<IdentityKey, String> {
             if v.is_empty() || v.len() > 100 || v.chars().any(char::is_whitespace) {
                 return Err(format!("{value:?} is not a valid {kind} id"));
             }
-            v.to_string()
+            // Board ids are digits; messenger user names are case-insensitive.
+            v.to_lowercase()
         }
         _ => {
             return Err(format!(

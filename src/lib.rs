@@ -135,7 +135,15 @@ fn token_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
 
 fn read_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return hex::decode(text.trim()).with_context(|| format!("reading {}", path.display()));
+        let key =
+            hex::decode(text.trim()).with_context(|| format!("reading {}", path.display()))?;
+        // A truncated file (a crash while it was written) must not become a weak key.
+        anyhow::ensure!(
+            key.len() >= GENERATED_KEY_BYTES,
+            "{} holds a key shorter than {GENERATED_KEY_BYTES} bytes; delete it to make a new one",
+            path.display()
+        );
+        return Ok(key);
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -177,4 +185,33 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutdown requested; draining");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_is_kept_and_a_truncated_one_is_refused() {
+        let dir = std::env::temp_dir().join(format!("jobers-key-{}", uuid::Uuid::now_v7()));
+        let path = dir.join("token.key");
+        let first = read_or_create_key(&path).unwrap();
+        assert_eq!(first.len(), GENERATED_KEY_BYTES);
+        assert_eq!(
+            read_or_create_key(&path).unwrap(),
+            first,
+            "the same key on the next start"
+        );
+        std::fs::write(&path, "").unwrap();
+        assert!(
+            read_or_create_key(&path).is_err(),
+            "an empty key file is not a key"
+        );
+        std::fs::write(&path, "abcd").unwrap();
+        assert!(
+            read_or_create_key(&path).is_err(),
+            "a short key is not a key"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

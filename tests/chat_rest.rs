@@ -477,3 +477,48 @@ async fn concurrent_sends_are_batched_and_a_repeated_id_is_stored_once() {
     let last = *got.last().unwrap();
     assert_eq!(got, (1..=last).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn text_with_nul_and_ids_that_are_not_ids_are_refused_before_storing() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let room: Value = app
+        .post_json("/api/v1/rooms", Some(&ws.access()), json!({"name": "r"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = room["id"].as_str().unwrap();
+    let r = app
+        .post_json(
+            &format!("/api/v1/rooms/{id}/messages"),
+            Some(&ws.access()),
+            json!({"body": "a\u{0}b"}),
+        )
+        .await;
+    assert_error(r, 422, "invalid_text").await;
+    let r = app
+        .post_json(
+            "/api/v1/rooms/%00/messages",
+            Some(&ws.access()),
+            json!({"body": "x"}),
+        )
+        .await;
+    assert_error(r, 404, "not_found").await;
+    // A send next to them is stored as usual.
+    let r = app
+        .post_json(
+            &format!("/api/v1/rooms/{id}/messages"),
+            Some(&ws.access()),
+            json!({"body": "fine", "mentions": ["not-an-id"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let messages: Value = app
+        .get(&format!("/api/v1/rooms/{id}/messages"), &ws.access())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(messages.as_array().unwrap().len(), 1);
+}

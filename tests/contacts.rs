@@ -288,3 +288,87 @@ async fn a_recruiter_merges_two_applicants_by_hand_and_it_is_audited() {
         .unwrap();
     assert_eq!(audit[0]["target_id"], m["id"]);
 }
+
+#[tokio::test]
+async fn a_merge_that_a_later_merge_built_on_cannot_be_undone_first() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let access = ws.access();
+    let mk = |name: &'static str, email: &'static str| {
+        app.post_json(
+            "/api/v1/contacts",
+            Some(&access),
+            json!({"name": name, "identities": [{"kind": "email", "value": email}]}),
+        )
+    };
+    let m: Value = mk("M", "m@x.ru").await.json().await.unwrap();
+    let s: Value = mk("S", "s@x.ru").await.json().await.unwrap();
+    let t: Value = mk("T", "t@x.ru").await.json().await.unwrap();
+    let first: Value = app
+        .post_json(
+            &format!("/api/v1/contacts/{}/merge", s["id"].as_str().unwrap()),
+            Some(&ws.access()),
+            json!({"contact_id": m["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: Value = app
+        .post_json(
+            &format!("/api/v1/contacts/{}/merge", t["id"].as_str().unwrap()),
+            Some(&ws.access()),
+            json!({"contact_id": s["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = app
+        .post_json(
+            &format!(
+                "/api/v1/contact-merges/{}/undo",
+                first["id"].as_str().unwrap()
+            ),
+            Some(&ws.access()),
+            json!({}),
+        )
+        .await;
+    assert_error(r, 409, "merge_superseded").await;
+    // In reverse order both undo cleanly.
+    let r = app
+        .post_json(
+            &format!(
+                "/api/v1/contact-merges/{}/undo",
+                second["id"].as_str().unwrap()
+            ),
+            Some(&ws.access()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_json(
+            &format!(
+                "/api/v1/contact-merges/{}/undo",
+                first["id"].as_str().unwrap()
+            ),
+            Some(&ws.access()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    for (c, email) in [(&m, "m@x.ru"), (&s, "s@x.ru"), (&t, "t@x.ru")] {
+        let got: Value = app
+            .get(
+                &format!("/api/v1/contacts/{}", c["id"].as_str().unwrap()),
+                &ws.access(),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(got["identities"][0]["value"], email);
+        assert_eq!(got["identities"].as_array().unwrap().len(), 1);
+    }
+}

@@ -124,6 +124,10 @@ struct PresenceFrame<'a> {
     users: &'a [&'a UserPresence],
 }
 
+fn member_key(tenant: &str, room_id: &str) -> String {
+    format!("{tenant}/{room_id}")
+}
+
 /// An event waiting for its turn: audience, recipients, frame.
 type PendingEvent = (String, Option<Arc<Vec<String>>>, Utf8Bytes);
 
@@ -529,26 +533,31 @@ impl HubInner {
         }
     }
 
+    /// Members of a room of `tenant`. Cached per (tenant, room); an unknown room or a
+    /// failed read is not cached (it must not silence a room later).
     async fn room_members(&self, tenant: &str, room_id: &str) -> Arc<Vec<String>> {
-        if let Some(m) = self.members.lock().expect("not poisoned").get(room_id) {
+        let key = member_key(tenant, room_id);
+        if let Some(m) = self.members.lock().expect("not poisoned").get(&key) {
             return m.clone();
         }
-        let members = Arc::new(
-            self.db
-                .for_tenant(tenant)
-                .room_member_ids(room_id)
-                .await
-                .unwrap_or_default(),
-        );
-        self.members
-            .lock()
-            .expect("not poisoned")
-            .insert(room_id.to_string(), members.clone());
-        members
+        match self.db.for_tenant(tenant).room_member_ids(room_id).await {
+            Ok(ids) if !ids.is_empty() => {
+                let members = Arc::new(ids);
+                self.members
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key, members.clone());
+                members
+            }
+            Ok(_) => Arc::new(Vec::new()),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading room members failed");
+                Arc::new(Vec::new())
+            }
+        }
     }
 
-    /// Learns room membership from room events (on every node).
-    fn learn_members(&self, kind: &str, frame: &str) {
+    fn learn_members(&self, tenant: &str, kind: &str, frame: &str) {
         if !matches!(
             kind,
             "room.created" | "room.members_changed" | "room.updated"
@@ -568,7 +577,7 @@ impl HubInner {
             self.members
                 .lock()
                 .expect("not poisoned")
-                .insert(f.data.id, Arc::new(f.data.member_ids));
+                .insert(member_key(tenant, &f.data.id), Arc::new(f.data.member_ids));
         }
     }
 
@@ -577,7 +586,7 @@ impl HubInner {
         let recipients = match &event.audience {
             Audience::Room(room) => {
                 if matches!(event.kind.as_str(), "room.created" | "room.members_changed") {
-                    self.learn_members(&event.kind, &frame);
+                    self.learn_members(tenant_id, &event.kind, &frame);
                 }
                 Some(self.room_members(tenant_id, room).await)
             }
@@ -752,7 +761,7 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
             kind,
             frame,
         } => {
-            inner.learn_members(&kind, &frame);
+            inner.learn_members(&tenant, &kind, &frame);
             let mut tenants = inner.tenants.lock().expect("not poisoned");
             let Some(ts) = tenants.get_mut(&tenant) else {
                 return;

@@ -384,6 +384,29 @@ impl TenantDb {
             return Err(StoreError::Conflict("merge_already_undone".into()));
         }
         let moved: Vec<String> = serde_json::from_str(&m.moved_identities).unwrap_or_default();
+        // Only the latest state can be unwound: the survivor must still stand on its own and
+        // still hold what it took (undo a later merge of it first).
+        let survivor_live: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM contacts WHERE tenant_id = $1 AND id = $2 AND merged_into IS NULL",
+        )
+        .bind(&self.tenant_id)
+        .bind(&m.survivor_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut held = 0usize;
+        for identity in &moved {
+            let owner: Option<String> = sqlx::query_scalar(
+                "SELECT contact_id FROM identities WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&self.tenant_id)
+            .bind(identity)
+            .fetch_optional(&mut *tx)
+            .await?;
+            held += usize::from(owner.as_deref() == Some(m.survivor_id.as_str()));
+        }
+        if survivor_live.is_none() || held != moved.len() {
+            return Err(StoreError::Conflict("merge_superseded".into()));
+        }
         for identity in &moved {
             sqlx::query("UPDATE identities SET contact_id = $3 WHERE tenant_id = $1 AND id = $2 AND contact_id = $4")
                 .bind(&self.tenant_id)

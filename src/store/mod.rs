@@ -273,7 +273,10 @@ impl Db {
             Some(m) => Some(m.clone().lock_owned().await),
             None => None,
         };
-        let tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin().await?;
+        // Every write transaction takes SQLite's write lock first, so one that reads before
+        // it writes cannot fail to upgrade when another connection committed meanwhile.
+        rooms::take_write_lock(&mut tx, self.backend).await?;
         Ok((tx, gate))
     }
 

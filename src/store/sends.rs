@@ -9,8 +9,7 @@ use sqlx::{Any, Transaction};
 
 use super::events::Audience;
 use super::rooms::{
-    take_write_lock, to_json, Attachment, BatchedSend, MessageRow, RoomMessage, Sent, MAX_MENTIONS,
-    MESSAGE_COLUMNS,
+    to_json, Attachment, BatchedSend, MessageRow, RoomMessage, Sent, MAX_MENTIONS, MESSAGE_COLUMNS,
 };
 use super::{new_id, now_ms, to_time, Db, StoreError, StoreResult, StoredEvent};
 
@@ -43,7 +42,6 @@ impl Db {
         batch: &[BatchedSend<'_>],
     ) -> StoreResult<Vec<StoreResult<Sent>>> {
         let (mut tx, _gate) = self.begin_write().await?;
-        take_write_lock(&mut tx, self.backend).await?;
         let mut outcomes: Vec<Option<StoreResult<Sent>>> = (0..batch.len()).map(|_| None).collect();
         let members = self.memberships(&mut tx, batch).await?;
         let earlier = self.earlier_sends(&mut tx, batch).await?;
@@ -66,7 +64,13 @@ impl Db {
                     continue;
                 }
                 if let Some(&first) = first_in_batch.get(&(job.tenant_id, job.author, cmid)) {
-                    repeats_in_batch.push((index, first));
+                    if batch[first].room_id == job.room_id {
+                        repeats_in_batch.push((index, first));
+                    } else {
+                        outcomes[index] = Some(Err(StoreError::Conflict(
+                            "client message id used in another room".into(),
+                        )));
+                    }
                     continue;
                 }
             }
