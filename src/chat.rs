@@ -365,11 +365,17 @@ async fn store_batch(
 
 /// Publishes what was stored — here, not in the sender's request, which may be gone by
 /// now (a timeout, a closed socket): a committed message always goes out — then answers.
+/// In a task of its own, so the writer goes on with the next batch (with Redis, a publish
+/// is a network round trip).
 async fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>) {
-    for (job, outcome) in done {
-        if let Ok(sent) = &outcome {
-            hub.publish_events(&job.tenant_id, &sent.events).await;
+    let done: Vec<(Job, Result<Sent, StoreError>)> = done.collect();
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        for (job, outcome) in done {
+            if let Ok(sent) = &outcome {
+                hub.publish_events(&job.tenant_id, &sent.events).await;
+            }
+            let _ = job.reply.send(outcome);
         }
-        let _ = job.reply.send(outcome);
-    }
+    });
 }
