@@ -760,3 +760,48 @@ async fn a_snapshot_lists_everyone_already_online() {
         drop(petr);
     }
 }
+
+#[tokio::test]
+async fn a_removed_member_gets_nothing_said_after_the_removal() {
+    let t = team().await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    ivan.next_of("live", None).await;
+    let room = t.room.clone();
+    // Removal and a message right after it, as close together as the API allows.
+    let r = t
+        .app
+        .post_json(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&t.olga.1),
+            json!({"remove": [t.ivan.0.id]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    t.app
+        .post_json(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&t.olga.1),
+            json!({"body": "после удаления"}),
+        )
+        .await;
+    let removed = ivan.next_of("event", Some("room.removed")).await;
+    assert_eq!(removed["data"]["room_id"], room.as_str());
+    ivan.quiet("event", Duration::from_millis(500)).await;
+    // Added back: he gets what is said from then on.
+    t.app
+        .post_json(
+            &format!("/api/v1/rooms/{room}/members"),
+            Some(&t.olga.1),
+            json!({"add": [t.ivan.0.id]}),
+        )
+        .await;
+    t.app
+        .post_json(
+            &format!("/api/v1/rooms/{room}/messages"),
+            Some(&t.olga.1),
+            json!({"body": "снова с нами"}),
+        )
+        .await;
+    let back = ivan.next_of("event", Some("room.message")).await;
+    assert_eq!(back["data"]["body"], "снова с нами");
+}

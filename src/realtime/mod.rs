@@ -128,8 +128,8 @@ fn member_key(tenant: &str, room_id: &str) -> String {
     format!("{tenant}/{room_id}")
 }
 
-/// An event waiting for its turn: audience, recipients, frame.
-type PendingEvent = (String, Option<Arc<Vec<String>>>, Utf8Bytes);
+/// An event waiting for its turn: kind, audience, recipients when published, frame.
+type PendingEvent = (String, String, Option<Arc<Vec<String>>>, Utf8Bytes);
 
 struct Sequencer {
     delivered: i64,
@@ -584,12 +584,10 @@ impl HubInner {
     async fn envelope(&self, tenant_id: &str, event: &StoredEvent) -> BusMessage {
         let frame = protocol::event_frame(event.position, &event.kind, event.payload.get());
         let recipients = match &event.audience {
-            Audience::Room(room) => {
-                if matches!(event.kind.as_str(), "room.created" | "room.members_changed") {
-                    self.learn_members(tenant_id, &event.kind, &frame);
-                }
-                Some(self.room_members(tenant_id, room).await)
-            }
+            // Who is in the room when this node delivers the event is decided in position
+            // order by the dispatcher; this list is what it falls back on for a room it
+            // has not seen a membership event of.
+            Audience::Room(room) => Some(self.room_members(tenant_id, room).await),
             _ => None,
         };
         BusMessage::Event {
@@ -726,7 +724,7 @@ async fn dispatch(hub: std::sync::Weak<HubInner>, mut input: mpsc::UnboundedRece
                                 .close(protocol::close::RESUME_REQUIRED, "resume_required");
                         }
                     }
-                    drain(ts);
+                    drain(&inner, &tenant, ts);
                 }
             }
             Some(Input::Chosen { tenant, status }) => {
@@ -761,7 +759,6 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
             kind,
             frame,
         } => {
-            inner.learn_members(&tenant, &kind, &frame);
             let mut tenants = inner.tenants.lock().expect("not poisoned");
             let Some(ts) = tenants.get_mut(&tenant) else {
                 return;
@@ -770,9 +767,11 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
             if position <= seq.delivered {
                 return;
             }
-            seq.pending
-                .insert(position, (audience, recipients, Utf8Bytes::from(frame)));
-            drain(ts);
+            seq.pending.insert(
+                position,
+                (kind, audience, recipients, Utf8Bytes::from(frame)),
+            );
+            drain(inner, &tenant, ts);
         }
         BusMessage::Ephemeral {
             tenant,
@@ -842,8 +841,10 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
     }
 }
 
-/// Delivers a tenant's pending events that are next in order.
-fn drain(ts: &mut TenantState) {
+/// Delivers a tenant's pending events that are next in order. Room membership is learnt
+/// here, in position order, so each room event reaches exactly the members of that moment
+/// (a member removed just before a message does not get it, one added just after does).
+fn drain(inner: &HubInner, tenant: &str, ts: &mut TenantState) {
     let Some(seq) = ts.seq.as_mut() else { return };
     let mut ready = Vec::new();
     while let Some(entry) = seq.pending.first_entry() {
@@ -859,7 +860,18 @@ fn drain(ts: &mut TenantState) {
     } else {
         seq.gap_since.or(Some(tokio::time::Instant::now()))
     };
-    for (position, (audience, recipients, frame)) in ready {
+    for (position, (kind, audience, recipients, frame)) in ready {
+        inner.learn_members(tenant, &kind, frame.as_str());
+        let recipients = match audience.strip_prefix("room:") {
+            Some(room) => inner
+                .members
+                .lock()
+                .expect("not poisoned")
+                .get(&member_key(tenant, room))
+                .cloned()
+                .or(recipients),
+            None => recipients,
+        };
         deliver(
             ts,
             &audience,
