@@ -64,10 +64,6 @@ impl Chat {
         }
     }
 
-    pub fn hub(&self) -> &Hub {
-        &self.hub
-    }
-
     pub async fn send(
         &self,
         who: &Principal,
@@ -316,7 +312,7 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
         match store_batch(&hub, &batch).await {
-            Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)).await,
+            Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)),
             // One send's failure must not fail its neighbours: each is tried on its own.
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, size = batch.len(), "a batch of messages failed; storing them one by one");
@@ -325,7 +321,7 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
                         Ok(mut o) => o.pop().unwrap_or(Err(StoreError::NotFound)),
                         Err(e) => Err(e),
                     };
-                    answer(&hub, std::iter::once((job, outcome))).await;
+                    answer(&hub, std::iter::once((job, outcome)));
                 }
             }
             Err(e) => {
@@ -367,7 +363,7 @@ async fn store_batch(
 /// now (a timeout, a closed socket): a committed message always goes out — then answers.
 /// In a task of its own, so the writer goes on with the next batch (with Redis, a publish
 /// is a network round trip).
-async fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>) {
+fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>) {
     let done: Vec<(Job, Result<Sent, StoreError>)> = done.collect();
     let hub = hub.clone();
     tokio::spawn(async move {

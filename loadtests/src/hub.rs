@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,19 +23,14 @@ pub struct Tenant {
     pub users: Vec<User>,
 }
 
-/// Where the hub keeps its data for this run.
-pub struct Database {
-    pub url: String,
-    pub _dir: Option<PathBuf>,
-}
-
-/// A fresh database: a SQLite file under `dir`, or a new database on a PostgreSQL server.
-pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<Database> {
+/// The URL of a fresh database: a SQLite file under `dir`, or a new database on a
+/// PostgreSQL server.
+pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<String> {
     if kind == "sqlite" {
-        return Ok(Database {
-            url: format!("sqlite://{}?mode=rwc", dir.join("load.db").display()),
-            _dir: Some(dir.into()),
-        });
+        return Ok(format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("load.db").display()
+        ));
     }
     use sqlx::{Connection, Executor};
     let name = format!("load_{}", uuid::Uuid::now_v7().simple());
@@ -44,10 +39,7 @@ pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<Database> 
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await?;
     let base = kind.rsplit_once('/').map(|(b, _)| b).unwrap_or(kind);
-    Ok(Database {
-        url: format!("{base}/{name}"),
-        _dir: None,
-    })
+    Ok(format!("{base}/{name}"))
 }
 
 /// Seeds `tenants` tenants of `users` recruiters each, with a live session and an access

@@ -44,12 +44,12 @@ impl Env {
         &self,
         tenants: usize,
         users: usize,
-    ) -> anyhow::Result<(HubProcess, Vec<Tenant>, hub::Database)> {
+    ) -> anyhow::Result<(HubProcess, Vec<Tenant>, String)> {
         let dir = self.dir.join(uuid::Uuid::now_v7().simple().to_string());
         std::fs::create_dir_all(&dir)?;
         let db = hub::fresh_database(&self.database, &dir).await?;
-        let seeded = hub::seed(&db.url, tenants, users).await?;
-        let hub = HubProcess::start(&self.bin, &db.url, None, &dir, self.core(0), &self.hub_env)?;
+        let seeded = hub::seed(&db, tenants, users).await?;
+        let hub = HubProcess::start(&self.bin, &db, None, &dir, self.core(0), &self.hub_env)?;
         Ok((hub, seeded, db))
     }
 }
@@ -488,7 +488,7 @@ async fn fanout(
     );
     let (hub, seeded, db) = env.start(1, members + 1).await?;
     let ids: Vec<String> = seeded[0].users.iter().map(|u| u.id.clone()).collect();
-    let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
+    let room = hub::room(&db, &seeded[0].id, &ids).await?;
     let users = tokens(&seeded, members + 1);
     let mut sockets: Vec<Ws> = connect_all(hub.addr, &users, 500, None)
         .await?
@@ -588,7 +588,7 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     let (tenants, per) = tenants_for(conns, 500);
     let (hub, seeded, db) = env.start(tenants, per).await?;
     // Pairs in each tenant share a direct room.
-    let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.url.clone()), 4).await?;
+    let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.clone()), 4).await?;
     let mut pairs = Vec::new();
     for t in &seeded {
         let tdb = sdb.for_tenant(&t.id);
@@ -847,7 +847,7 @@ async fn resume(env: &Env, clients: usize, rate: u32) -> anyhow::Result<Report> 
                 offset += chunk.len();
                 continue;
             }
-            let room = hub::room(&db.url, &t.id, &ids).await?;
+            let room = hub::room(&db, &t.id, &ids).await?;
             rooms.push((room, (offset..offset + chunk.len()).collect()));
             offset += chunk.len();
         }
@@ -1104,16 +1104,16 @@ async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Res
             .join(format!("cluster-{nodes}-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)?;
         let db = hub::fresh_database(&database, &dir).await?;
-        let seeded = hub::seed(&db.url, 1, members + 1).await?;
+        let seeded = hub::seed(&db, 1, members + 1).await?;
         let ids: Vec<String> = seeded[0].users.iter().map(|u| u.id.clone()).collect();
-        let room = hub::room(&db.url, &seeded[0].id, &ids).await?;
+        let room = hub::room(&db, &seeded[0].id, &ids).await?;
         let mut hubs = Vec::new();
         for n in 0..nodes {
             let mut extra = env.hub_env.clone();
             extra.push(("JOBERS_NODE_ID".into(), format!("load-node-{n}")));
             hubs.push(HubProcess::start(
                 &env.bin,
-                &db.url,
+                &db,
                 Some(&redis),
                 &dir.join(format!("n{n}")),
                 env.core(0),

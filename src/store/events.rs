@@ -143,27 +143,6 @@ impl TenantDb {
         Ok((tx, position, gate))
     }
 
-    /// Appends one event in its own transaction.
-    pub async fn append_event(
-        &self,
-        kind: &str,
-        audience: &Audience,
-        payload: &str,
-    ) -> StoreResult<StoredEvent> {
-        let (mut tx, position, _gate) = self.begin_with_position().await?;
-        let created_at =
-            insert_event(&mut tx, &self.tenant_id, position, kind, audience, payload).await?;
-        tx.commit().await?;
-        Ok(StoredEvent {
-            position,
-            kind: kind.into(),
-            audience: audience.clone(),
-            payload: RawValue::from_string(payload.to_string())
-                .map_err(|e| super::StoreError::Database(sqlx::Error::Decode(e.into())))?,
-            created_at,
-        })
-    }
-
     /// The last position handed out in this tenant (0 before the first event).
     pub async fn current_position(&self) -> StoreResult<i64> {
         let p: Option<i64> =

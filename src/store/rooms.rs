@@ -700,19 +700,6 @@ impl TenantDb {
         tx.commit().await?;
         Ok(events)
     }
-
-    /// Whether `user_id` is a member of `room_id`.
-    pub async fn is_room_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
-        let found: Option<String> = sqlx::query_scalar(
-            "SELECT user_id FROM room_members WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
-        )
-        .bind(&self.tenant_id)
-        .bind(room_id)
-        .bind(user_id)
-        .fetch_optional(self.pool())
-        .await?;
-        Ok(found.is_some())
-    }
 }
 
 fn room_from(row: RoomRow, members: Vec<String>, unread: Option<i64>) -> Room {
