@@ -9,8 +9,14 @@ command -v cargo >/dev/null || { echo "cargo is required (Rust stable, https://r
 apt_install build-essential pkg-config
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobers/target}"
 
+# The web client (served by the hub at /): needs Node.js 20.19+ with npm.
+command -v npm >/dev/null || apt_install nodejs npm
+log "building the web client"
+(cd web-client && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+
 export JOBERS_DATA_DIR="${JOBERS_DATA_DIR:-data/demo}"
 export JOBERS_LISTEN="${JOBERS_LISTEN:-127.0.0.1:8080}"
+export JOBERS_HTTP__WEB_ROOT="${JOBERS_HTTP__WEB_ROOT:-web-client/dist}"
 log "building"
 cargo build --locked --release --bin jobers
 exec "$CARGO_TARGET_DIR/release/jobers" demo

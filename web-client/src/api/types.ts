@@ -1,0 +1,180 @@
+// Wire types of the REST API and the WebSocket protocol (docs/api.md, docs/protocol.md).
+
+export type Role = 'admin' | 'supervisor' | 'recruiter';
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  department_id: string | null;
+  phone: string | null;
+  title: string | null;
+  signature: string | null;
+  active: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Tenant {
+  id: string;
+  slug: string;
+  name: string;
+}
+
+export interface Me {
+  user: User;
+  tenant: Tenant;
+  session_id: string;
+}
+
+export interface Department {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface Session {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  expires_at: string;
+  user_agent: string | null;
+  source: string | null;
+  current: boolean;
+}
+
+export type PresenceStatus = 'online' | 'away' | 'busy' | 'offline';
+
+/** A presence entry; over the socket absent fields mean "none". */
+export interface Presence {
+  user_id: string;
+  status: PresenceStatus;
+  text?: string | null;
+  until?: number | null;
+  out_of_office?: boolean;
+  last_active_at?: number | null;
+}
+
+export interface DirectoryEntry {
+  user: User;
+  department_name: string | null;
+  presence: Presence | null;
+}
+
+export interface Room {
+  id: string;
+  kind: 'group' | 'direct';
+  name: string | null;
+  member_ids: string[];
+  created_by: string;
+  created_at: string;
+  last_message_at: string | null;
+  unread?: number;
+}
+
+export interface Attachment {
+  upload_id: string;
+  file_name: string;
+  content_type: string;
+  size: number;
+}
+
+export interface Message {
+  id: string;
+  room_id: string;
+  author_id: string;
+  body: string;
+  client_message_id: string | null;
+  mentions: string[];
+  attachments: Attachment[];
+  position: number;
+  created_at: string;
+  edited_at: string | null;
+  deleted: boolean;
+}
+
+export interface SendResult {
+  message: Message;
+  duplicate: boolean;
+}
+
+export interface Upload {
+  id: string;
+  file_name: string;
+  content_type: string;
+  size: number;
+}
+
+export interface Identity {
+  id: string;
+  kind: 'phone' | 'email' | 'hh' | 'telegram' | string;
+  value: string;
+  created_at: string;
+}
+
+export interface Contact {
+  id: string;
+  name: string | null;
+  city: string | null;
+  identities: Identity[];
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ContactMerge {
+  id: string;
+  survivor_id: string;
+  merged_id: string;
+  moved_identities: string[];
+  reason: string;
+  at: string;
+  actor_user_id?: string | null;
+}
+
+// --- WebSocket frames -------------------------------------------------------------------
+
+export type EventKind =
+  | 'room.created'
+  | 'room.updated'
+  | 'room.members_changed'
+  | 'room.removed'
+  | 'room.message'
+  | 'room.message_edited'
+  | 'room.message_deleted'
+  | 'room.read'
+  | 'mention';
+
+export interface ReadMark {
+  room_id: string;
+  user_id: string;
+  message_id: string;
+  at: string;
+}
+
+export interface MentionData {
+  room_id: string;
+  message_id: string;
+  author_id: string;
+  excerpt: string;
+}
+
+export type RealtimeEvent =
+  | { type: 'event'; position: number; kind: 'room.created' | 'room.updated' | 'room.members_changed'; data: Room }
+  | { type: 'event'; position: number; kind: 'room.removed'; data: { room_id: string; user_id: string } }
+  | { type: 'event'; position: number; kind: 'room.message' | 'room.message_edited' | 'room.message_deleted'; data: Message }
+  | { type: 'event'; position: number; kind: 'room.read'; data: ReadMark }
+  | { type: 'event'; position: number; kind: 'mention'; data: MentionData }
+  | { type: 'event'; position: number; kind: string; data: unknown };
+
+export type ServerFrame =
+  | { type: 'welcome'; v: number; ref: string | null; user_id: string; session_id: string; node: string; position: number }
+  | { type: 'presence_snapshot'; users: Presence[]; last: boolean }
+  | { type: 'resync'; position: number }
+  | { type: 'live'; position: number }
+  | RealtimeEvent
+  | { type: 'ack'; ref: string | null; client_message_id?: string; message_id?: string; position?: number; duplicate?: boolean }
+  | { type: 'pong'; ref: string | null }
+  | { type: 'error'; ref?: string; code: string; message: string }
+  | { type: 'presence'; users: Presence[] }
+  | { type: 'typing'; room_id: string; user_id: string };

@@ -1,0 +1,503 @@
+// Team: the staff directory with live presence, the user's chats with unread counts, and the
+// open chat (history, typing, read receipts, mentions, attachments, composer).
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { FormEvent, KeyboardEvent } from 'react';
+import type { DirectoryEntry, Message, Room, User } from '../api/types';
+import type { Workspace } from '../app/workspace';
+import { useStore } from '../app/store';
+import { readBy, typingUsers } from '../state/chat';
+import type { ChatState, PendingSend } from '../state/chat';
+import { describeError } from './Login';
+import { PresenceDot, PresenceText } from './Presence';
+import { useI18n } from './i18n';
+import { onListKeyDown } from './listKeys';
+import { AttachmentView } from './Attachment';
+
+export function Team({ ws, roomId, open }: { ws: Workspace; roomId: string | null; open(id: string | null): void }) {
+  const chat = useStore(ws.chat);
+  const directory = useStore(ws.directory);
+  const users = useMemo(() => new Map(directory.map((d) => [d.user.id, d.user])), [directory]);
+
+  useEffect(() => {
+    ws.openRoom(roomId && chat.rooms[roomId] ? roomId : null);
+    return () => ws.openRoom(null);
+    // Re-run when the room appears (after the rooms list loads).
+  }, [ws, roomId, !!(roomId && chat.rooms[roomId])]);
+
+  return (
+    <div className="team">
+      <div className="team-lists">
+        <Directory ws={ws} chat={chat} open={open} />
+        <Chats ws={ws} chat={chat} users={users} roomId={roomId} open={open} />
+      </div>
+      {roomId && chat.rooms[roomId] ? (
+        <RoomView key={roomId} ws={ws} chat={chat} room={chat.rooms[roomId]} users={users} />
+      ) : (
+        <EmptyRoom />
+      )}
+    </div>
+  );
+}
+
+function EmptyRoom() {
+  const { t } = useI18n();
+  return <section className="room empty">{t('team.pickChat')}</section>;
+}
+
+function Directory({ ws, chat, open }: { ws: Workspace; chat: ChatState; open(id: string): void }) {
+  const { t } = useI18n();
+  const all = useStore(ws.directory);
+  const [q, setQ] = useState('');
+  const [found, setFound] = useState<DirectoryEntry[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!q.trim()) {
+      setFound(null);
+      return;
+    }
+    const timer = setTimeout(() => {
+      ws.loadDirectory(q.trim()).then(setFound, (e) => setError(describeError(e, t)));
+    }, 200);
+    return () => clearTimeout(timer);
+  }, [q, ws, t]);
+
+  const list = (found ?? all).filter((d) => d.user.id !== ws.me.user.id);
+  return (
+    <section className="directory" aria-labelledby="dir-title">
+      <h2 id="dir-title">{t('team.directory')}</h2>
+      <input
+        type="search"
+        aria-label={t('team.search')}
+        placeholder={t('team.search')}
+        value={q}
+        onChange={(e) => setQ(e.target.value)}
+        data-testid="directory-search"
+      />
+      {error && <p role="alert" className="error">{error}</p>}
+      <ul onKeyDown={onListKeyDown} data-testid="directory">
+        {list.map((d) => {
+          const presence = chat.presence[d.user.id] ?? d.presence;
+          return (
+            <li key={d.user.id} data-testid={`person-${d.user.email}`}>
+              <button
+                data-nav-item
+                onClick={() => ws.openDirect(d.user.id).then((r) => open(r.id), (e) => setError(describeError(e, t)))}
+                title={t('team.message')}
+              >
+                <PresenceDot presence={presence} />
+                <span className="person">
+                  <span className="name">{d.user.name}</span>
+                  <span className="muted">
+                    {d.department_name ?? ''} <PresenceText presence={presence} />
+                  </span>
+                </span>
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </section>
+  );
+}
+
+export function roomTitle(room: Room, me: string, users: Map<string, User>): string {
+  if (room.kind === 'group') return room.name ?? '';
+  const other = room.member_ids.find((id) => id !== me) ?? me;
+  return users.get(other)?.name ?? '…';
+}
+
+function Chats(props: { ws: Workspace; chat: ChatState; users: Map<string, User>; roomId: string | null; open(id: string): void }) {
+  const { ws, chat, users } = props;
+  const { t } = useI18n();
+  const [creating, setCreating] = useState(false);
+  const [name, setName] = useState('');
+  const [members, setMembers] = useState<string[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const rooms = Object.values(chat.rooms).sort((a, b) =>
+    (b.last_message_at ?? b.created_at).localeCompare(a.last_message_at ?? a.created_at),
+  );
+
+  async function create(e: FormEvent) {
+    e.preventDefault();
+    try {
+      const room = await ws.createGroup(name.trim(), members);
+      setCreating(false);
+      setName('');
+      setMembers([]);
+      props.open(room.id);
+    } catch (err) {
+      setError(describeError(err, t));
+    }
+  }
+
+  return (
+    <section className="chats" aria-labelledby="chats-title">
+      <h2 id="chats-title">{t('team.chats')}</h2>
+      <button onClick={() => setCreating(!creating)} aria-expanded={creating}>
+        {t('team.newGroup')}
+      </button>
+      {creating && (
+        <form onSubmit={create} className="card">
+          <label>
+            {t('team.groupName')}
+            <input value={name} onChange={(e) => setName(e.target.value)} required maxLength={100} />
+          </label>
+          <fieldset className="member-picks">
+            <legend>{t('team.members')}</legend>
+            {[...users.values()]
+              .filter((u) => u.id !== ws.me.user.id)
+              .map((u) => (
+                <label key={u.id} className="radio">
+                  <input
+                    type="checkbox"
+                    checked={members.includes(u.id)}
+                    onChange={(e) => setMembers(e.target.checked ? [...members, u.id] : members.filter((m) => m !== u.id))}
+                  />
+                  {u.name}
+                </label>
+              ))}
+          </fieldset>
+          {error && <p role="alert" className="error">{error}</p>}
+          <button type="submit">{t('team.create')}</button>
+          <button type="button" onClick={() => setCreating(false)}>
+            {t('team.cancel')}
+          </button>
+        </form>
+      )}
+      {rooms.length === 0 && <p className="muted">{t('team.noChats')}</p>}
+      <ul onKeyDown={onListKeyDown} data-testid="rooms">
+        {rooms.map((r) => {
+          const other = r.kind === 'direct' ? r.member_ids.find((id) => id !== ws.me.user.id) : undefined;
+          return (
+            <li key={r.id}>
+              <button
+                data-nav-item
+                data-testid="room-item"
+                aria-current={props.roomId === r.id ? 'true' : undefined}
+                onClick={() => props.open(r.id)}
+              >
+                {other && <PresenceDot presence={chat.presence[other]} />}
+                <span className="name">{roomTitle(r, ws.me.user.id, users)}</span>
+                {!!r.unread && (
+                  <span className="badge" data-testid="room-unread" aria-label={t('team.unread', { count: r.unread })}>
+                    {r.unread}
+                  </span>
+                )}
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </section>
+  );
+}
+
+function RoomView({ ws, chat, room, users }: { ws: Workspace; chat: ChatState; room: Room; users: Map<string, User> }) {
+  const { t } = useI18n();
+  const history = chat.histories[room.id];
+  const items = history?.items ?? [];
+  const pending = Object.values(chat.pending).filter((p) => p.room_id === room.id);
+  const listRef = useRef<HTMLOListElement>(null);
+  const [now, setNow] = useState(Date.now());
+  const [showMembers, setShowMembers] = useState(false);
+
+  useEffect(() => {
+    const timer = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(timer);
+  }, []);
+
+  // New messages in the open room are read; keep the view at the bottom.
+  const lastId = items[items.length - 1]?.id;
+  useEffect(() => {
+    ws.markRead(room.id);
+    const el = listRef.current;
+    if (el) el.scrollTop = el.scrollHeight;
+  }, [ws, room.id, lastId, pending.length]);
+
+  useEffect(() => {
+    const h = () => ws.markRead(room.id);
+    document.addEventListener('visibilitychange', h);
+    return () => document.removeEventListener('visibilitychange', h);
+  }, [ws, room.id]);
+
+  const typists = typingUsers(chat, room.id, now).map((id) => users.get(id)?.name ?? '…');
+  const title = roomTitle(room, ws.me.user.id, users);
+
+  return (
+    <section className="room" aria-labelledby="room-title">
+      <header className="room-head">
+        <h1 id="room-title">{title}</h1>
+        {room.kind === 'group' && (
+          <button aria-expanded={showMembers} onClick={() => setShowMembers(!showMembers)}>
+            {t('team.members')} ({room.member_ids.length})
+          </button>
+        )}
+      </header>
+      {showMembers && room.kind === 'group' && <Members ws={ws} room={room} users={users} />}
+      <ol className="messages" ref={listRef} aria-live="polite" data-testid="messages">
+        {history?.hasMore && (
+          <li>
+            <button onClick={() => ws.loadHistory(room.id, false)}>{t('team.loadOlder')}</button>
+          </li>
+        )}
+        {items.map((m) => (
+          <MessageView key={m.id} ws={ws} chat={chat} msg={m} users={users} />
+        ))}
+        {pending.map((p) => (
+          <PendingView key={p.client_message_id} ws={ws} p={p} />
+        ))}
+      </ol>
+      <div className="typing" aria-live="polite" data-testid="typing">
+        {typists.length > 0 && t('team.typing', { names: typists.join(', ') })}
+      </div>
+      <Composer ws={ws} room={room} users={users} />
+    </section>
+  );
+}
+
+/** The body as plain text (React escapes it), with the mentioned members' names marked. */
+export function MessageBody({ body, mentions, users }: { body: string; mentions: string[]; users: Map<string, User> }) {
+  const names = mentions.map((id) => users.get(id)?.name).filter((n): n is string => !!n);
+  if (!names.length) return <span className="body">{body}</span>;
+  const pattern = new RegExp(`(${names.map((n) => `@${escapeRegExp(n)}`).join('|')})`, 'g');
+  return (
+    <span className="body">
+      {body.split(pattern).map((part, i) => (i % 2 === 1 ? <mark key={i}>{part}</mark> : part))}
+    </span>
+  );
+}
+
+function escapeRegExp(s: string) {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function MessageView({ ws, chat, msg, users }: { ws: Workspace; chat: ChatState; msg: Message; users: Map<string, User> }) {
+  const { t, fmt } = useI18n();
+  const mine = msg.author_id === ws.me.user.id;
+  const readers = mine ? readBy(chat, msg).map((id) => users.get(id)?.name ?? '…') : [];
+  return (
+    <li className={`message${mine ? ' mine' : ''}`} data-testid="message" data-message-id={msg.id}>
+      <div className="meta">
+        <strong>{users.get(msg.author_id)?.name ?? '…'}</strong>{' '}
+        <time dateTime={msg.created_at}>{fmt.time(msg.created_at)}</time>
+        {msg.edited_at && <span className="muted"> · {t('team.edited')}</span>}
+      </div>
+      {msg.deleted ? (
+        <em className="muted">{t('team.deleted')}</em>
+      ) : (
+        <MessageBody body={msg.body} mentions={msg.mentions} users={users} />
+      )}
+      {msg.attachments.length > 0 && (
+        <ul className="attachments">
+          {msg.attachments.map((a) => (
+            <li key={a.upload_id}>
+              <AttachmentView api={ws.api} attachment={a} />
+            </li>
+          ))}
+        </ul>
+      )}
+      {readers.length > 0 && (
+        <div className="read-by muted" data-testid="read-by">
+          ✓✓ {t('team.readBy', { names: readers.join(', ') })}
+        </div>
+      )}
+    </li>
+  );
+}
+
+function PendingView({ ws, p }: { ws: Workspace; p: PendingSend }) {
+  const { t } = useI18n();
+  return (
+    <li className="message mine pending" data-testid="pending-message">
+      <span className="body">{p.body}</span>
+      <div className="muted">
+        {p.state === 'failed' ? (
+          <>
+            {t('team.failed', { error: p.error ?? '' })}{' '}
+            <button onClick={() => ws.retry(p.client_message_id)}>{t('team.retry')}</button>
+            <button onClick={() => ws.chat.dispatch({ type: 'send_discard', clientMessageId: p.client_message_id })}>
+              {t('team.discard')}
+            </button>
+          </>
+        ) : (
+          t('team.sending')
+        )}
+      </div>
+    </li>
+  );
+}
+
+function Composer({ ws, room, users }: { ws: Workspace; room: Room; users: Map<string, User> }) {
+  const { t } = useI18n();
+  const [text, setText] = useState('');
+  const [files, setFiles] = useState<File[]>([]);
+  const [mentioned, setMentioned] = useState<string[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [pick, setPick] = useState(0);
+  const fileRef = useRef<HTMLInputElement>(null);
+
+  const query = /(?:^|\s)@([^\s@]*)$/.exec(text)?.[1];
+  const candidates =
+    query === undefined
+      ? []
+      : room.member_ids
+          .filter((id) => id !== ws.me.user.id)
+          .map((id) => users.get(id))
+          .filter((u): u is User => !!u && u.name.toLowerCase().includes(query.toLowerCase()))
+          .slice(0, 6);
+
+  function choose(u: User) {
+    setText(text.replace(/@([^\s@]*)$/, `@${u.name} `));
+    if (!mentioned.includes(u.id)) setMentioned([...mentioned, u.id]);
+    setPick(0);
+  }
+
+  async function send() {
+    const body = text.trim();
+    if (!body && !files.length) return;
+    const mentions = mentioned.filter((id) => body.includes(`@${users.get(id)?.name}`));
+    const sending = files;
+    setText('');
+    setFiles([]);
+    setMentioned([]);
+    try {
+      await ws.send(room.id, body, mentions, sending);
+      setError(null);
+    } catch (e) {
+      setError(describeError(e, t));
+      setText(body);
+      setFiles(sending);
+    }
+  }
+
+  function onKeyDown(e: KeyboardEvent<HTMLTextAreaElement>) {
+    if (candidates.length) {
+      if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        e.preventDefault();
+        setPick((pick + (e.key === 'ArrowDown' ? 1 : candidates.length - 1)) % candidates.length);
+        return;
+      }
+      if (e.key === 'Enter' || e.key === 'Tab') {
+        e.preventDefault();
+        choose(candidates[Math.min(pick, candidates.length - 1)]);
+        return;
+      }
+    }
+    if (e.key === 'Enter' && !e.shiftKey && !e.nativeEvent.isComposing) {
+      e.preventDefault();
+      void send();
+    }
+  }
+
+  return (
+    <form
+      className="composer"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void send();
+      }}
+    >
+      {candidates.length > 0 && (
+        <ul className="mention-picker" role="listbox" aria-label="@">
+          {candidates.map((u, i) => (
+            <li key={u.id} role="option" aria-selected={i === pick}>
+              <button type="button" onMouseDown={(e) => (e.preventDefault(), choose(u))}>
+                {u.name}
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+      <label className="sr-only" htmlFor="composer-text">
+        {t('team.composer')}
+      </label>
+      <textarea
+        id="composer-text"
+        data-testid="composer"
+        placeholder={t('team.composer')}
+        value={text}
+        rows={2}
+        onChange={(e) => {
+          setText(e.target.value);
+          if (e.target.value) ws.typing(room.id);
+        }}
+        onKeyDown={onKeyDown}
+      />
+      <div className="composer-actions">
+        <input
+          ref={fileRef}
+          type="file"
+          multiple
+          aria-label={t('team.attach')}
+          data-testid="attach"
+          onChange={(e) => setFiles([...(e.target.files ?? [])])}
+        />
+        {files.length > 0 && <span className="muted">{files.map((f) => f.name).join(', ')}</span>}
+        <button type="submit" data-testid="send">
+          {t('team.send')}
+        </button>
+      </div>
+      {error && <p role="alert" className="error">{error}</p>}
+    </form>
+  );
+}
+
+function Members({ ws, room, users }: { ws: Workspace; room: Room; users: Map<string, User> }) {
+  const { t } = useI18n();
+  const [name, setName] = useState(room.name ?? '');
+  const [add, setAdd] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const run = (p: Promise<unknown>) => p.then(() => setError(null), (e) => setError(describeError(e, t)));
+  const others = [...users.values()].filter((u) => !room.member_ids.includes(u.id));
+  return (
+    <div className="members card">
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          run(ws.rename(room.id, name.trim()));
+        }}
+      >
+        <label>
+          {t('team.groupName')}
+          <input value={name} onChange={(e) => setName(e.target.value)} maxLength={100} required />
+        </label>
+        <button type="submit">{t('team.rename')}</button>
+      </form>
+      <ul>
+        {room.member_ids.map((id) => (
+          <li key={id}>
+            {users.get(id)?.name ?? id}
+            {id === ws.me.user.id ? ` (${t('team.you')})` : ''}{' '}
+            {id !== ws.me.user.id && (
+              <button onClick={() => run(ws.changeMembers(room.id, [], [id]))}>{t('team.remove')}</button>
+            )}
+          </li>
+        ))}
+      </ul>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (add) run(ws.changeMembers(room.id, [add], []).then(() => setAdd('')));
+        }}
+      >
+        <label>
+          {t('team.addMember')}
+          <select value={add} onChange={(e) => setAdd(e.target.value)}>
+            <option value="">—</option>
+            {others.map((u) => (
+              <option key={u.id} value={u.id}>
+                {u.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">{t('team.addMember')}</button>
+      </form>
+      <button className="danger" onClick={() => run(ws.leave(room.id))}>
+        {t('team.leave')}
+      </button>
+      {error && <p role="alert" className="error">{error}</p>}
+    </div>
+  );
+}
