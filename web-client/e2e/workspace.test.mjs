@@ -23,6 +23,7 @@ const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PASSWORD = 'jobers-demo';
 const OLGA = 'olga@demo.jobers.local';
 const IVAN = 'ivan@demo.jobers.local';
+const ADMIN = 'admin@demo.jobers.local';
 const TIMEOUT = 15_000;
 
 let hub;
@@ -72,6 +73,9 @@ before(async () => {
       JOBERS_LISTEN: `127.0.0.1:${port}`,
       JOBERS_HTTP__WEB_ROOT: dist,
       JOBERS_LOG_FILTER: 'warn',
+      // Short-lived access tokens, so the run goes through many refreshes (REST 401s and
+      // WebSocket 4002): a refresh made twice with one token would end the session.
+      JOBERS_AUTH__ACCESS_TOKEN_TTL_SECS: '3',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -221,6 +225,65 @@ test('two recruiters chat live in the workspace', async (t) => {
     assert.ok(i1 >= 0 && i1 < i2, `order: ${JSON.stringify(bodies)}`);
   });
 
+  await t.test('an expired access token is refreshed without the user noticing', async () => {
+    // Access tokens live 3 s here: every request below meets a 401 first.
+    await olga.page.waitForTimeout(3500);
+    await olga.page.fill('[data-testid=directory-search]', 'Иван');
+    await olga.page.waitForSelector(`[data-testid="person-${ADMIN}"]`, { state: 'detached' });
+    await olga.page.fill('[data-testid=directory-search]', '');
+    await olga.page.waitForSelector(`[data-testid="person-${ADMIN}"]`);
+    assert.equal(await olga.page.locator('input[name=password]').count(), 0);
+  });
+
+  await t.test('a chosen status with custom text reaches the colleague live', async () => {
+    await ivan.page.click('[data-testid=status-menu]');
+    await ivan.page.check('input[name=status][value=busy]');
+    await ivan.page.fill('[data-testid=status-text]', 'На собеседовании');
+    await ivan.page.click('.popover button[type=submit]');
+    await olga.page.waitForSelector(`[data-testid="person-${IVAN}"] [data-status=busy]`);
+    await olga.page.waitForSelector(`[data-testid="person-${IVAN}"]:has-text("На собеседовании")`);
+  });
+
+  await t.test('a group chat with a mention, an attachment, unread counts and a rename', async () => {
+    // Ivan looks elsewhere, so the group's messages are unread for him.
+    await ivan.page.click('[data-testid=nav-applicants]');
+    await olga.page.click('button:has-text("Новая группа")');
+    await olga.page.fill('input[maxlength="100"]', 'Найм Q4');
+    await olga.page.check('.member-picks label:has-text("Иван Наймов") input');
+    await olga.page.click('form.card button[type=submit]');
+    await olga.page.waitForSelector('#room-title:has-text("Найм Q4")');
+    await olga.page.click('[data-testid=composer]');
+    await olga.page.keyboard.type('@Ив');
+    await olga.page.waitForSelector('.mention-picker');
+    await olga.page.keyboard.press('Enter');
+    await olga.page.keyboard.type('посмотри резюме');
+    await olga.page.setInputFiles('[data-testid=attach]', {
+      name: 'резюме.txt',
+      mimeType: 'text/plain',
+      buffer: Buffer.from('Опыт работы: 5 лет'),
+    });
+    await olga.page.keyboard.press('Enter');
+    await olga.page.locator('[data-testid=message]', { hasText: 'посмотри резюме' }).locator('mark').waitFor();
+
+    await ivan.page.waitForSelector('.mentions :text("Ольга Подборова")');
+    await ivan.page.click('[data-testid=nav-team]');
+    const group = ivan.page.locator('[data-testid=room-item]', { hasText: 'Найм Q4' });
+    assert.equal((await group.locator('[data-testid=room-unread]').textContent()).trim(), '1');
+    await group.click();
+    const msg = ivan.page.locator('[data-testid=message]', { hasText: 'посмотри резюме' });
+    await msg.waitFor();
+    assert.equal((await msg.locator('mark').textContent()).trim(), '@Иван Наймов');
+    await msg.locator('[data-testid=attachment]:has-text("резюме.txt")').waitFor();
+    await ivan.page.waitForSelector('[data-testid=room-item]:has-text("Найм Q4") [data-testid=room-unread]', { state: 'detached' });
+    await ivan.page.waitForSelector('.mentions :text("Ольга Подборова")', { state: 'detached' });
+
+    await olga.page.click('button:has-text("Участники")');
+    await olga.page.fill('.members input', 'Найм Q4 — финал');
+    await olga.page.click('.members button:has-text("Переименовать")');
+    await ivan.page.waitForSelector('#room-title:has-text("Найм Q4 — финал")');
+    await olga.page.screenshot({ path: join(artifacts, 'group.png') });
+  });
+
   await t.test('switching to English changes the interface language', async () => {
     await olga.page.selectOption('[data-testid=lang-switch]', 'en');
     assert.equal((await olga.page.textContent('[data-testid=nav-team]')).trim(), 'Team');
@@ -244,4 +307,89 @@ test('two recruiters chat live in the workspace', async (t) => {
   assert.deepEqual(ivan.errors, []);
   await ivan.context.close();
   await olga.context.close();
+});
+
+test('applicants merge and undo, admin screens, and sign-out everywhere', async (t) => {
+  const admin = await loginAs(ADMIN);
+  const page = admin.page;
+
+  await t.test('applicants are created, found, merged and the merge undone', async () => {
+    await page.click('[data-testid=nav-applicants]');
+    for (const [name, value] of [
+      ['Пётр Соискателев', '8 916 555 12 34'],
+      ['Пётр С.', 'petr@example.com'],
+    ]) {
+      await page.click('button:has-text("Новый соискатель")');
+      await page.fill('.applicant-list form label:has-text("Имя") input', name);
+      if (value.includes('@')) await page.selectOption('.applicant-list form select', 'email');
+      await page.fill('.applicant-list form label:has-text("Значение") input', value);
+      await page.click('.applicant-list form button[type=submit]');
+      await page.waitForSelector(`#card-title:has-text("${name}")`);
+    }
+    await page.fill('input[aria-label="Поиск: имя, телефон, почта"]', '5551234');
+    await page.waitForSelector('.applicant-list li:has-text("+79165551234")');
+    assert.equal(await page.locator('.applicant-list li').count(), 1);
+
+    // The card of "Пётр С." is open; merge "Пётр Соискателев" into it.
+    await page.fill('input[aria-label="Объединить с…"]', 'Соискателев');
+    await page.click('.applicant-card li:has-text("Пётр Соискателев") button');
+    await page.waitForSelector('.applicant-card li:has-text("+79165551234")');
+    await page.waitForSelector('.applicant-card li:has-text("petr@example.com")');
+    await page.screenshot({ path: join(artifacts, 'applicant-merged.png') });
+    await page.click('button:has-text("Отменить объединение")');
+    await page.waitForSelector('.applicant-card li:has-text("+79165551234")', { state: 'detached' });
+    await page.waitForSelector('.applicant-card [role=status]:has-text("Объединение отменено")');
+  });
+
+  await t.test('an admin creates a department and a user, edits and deactivates the user', async () => {
+    await page.click('[data-testid=nav-admin]');
+    await page.click('[role=tab]:has-text("Отделы")');
+    await page.fill('.admin form input', 'Склад');
+    await page.click('.admin form button[type=submit]');
+    await page.waitForSelector('.admin li:has-text("Склад")');
+
+    await page.click('[role=tab]:has-text("Пользователи")');
+    await page.click('.admin > div > button:has-text("Создать")');
+    await page.fill('.admin form label:has-text("Имя") input', 'Мария Складова');
+    await page.fill('.admin form input[type=email]', 'maria@demo.jobers.local');
+    await page.selectOption('.admin form label:has-text("Отдел") select', { label: 'Склад' });
+    await page.fill('.admin form input[type=password]', 'long-enough-password');
+    await page.click('.admin form button[type=submit]');
+    const row = page.locator('tr', { hasText: 'maria@demo.jobers.local' });
+    await row.waitFor();
+    assert.match(await row.textContent(), /Склад/);
+    await row.locator('button:has-text("Изменить")').click();
+    await page.selectOption('.admin form label:has-text("Роль") select', 'supervisor');
+    await page.click('.admin form button[type=submit]');
+    await page.waitForSelector('tr:has-text("maria@demo.jobers.local"):has-text("Руководитель")');
+    await row.locator('button:has-text("Отключить")').click();
+    await page.waitForSelector('tr:has-text("maria@demo.jobers.local")', { state: 'detached' });
+    await page.check('label:has-text("Показывать отключённых") input');
+    await page.waitForSelector('tr:has-text("maria@demo.jobers.local"):has-text("отключён")');
+    await page.screenshot({ path: join(artifacts, 'admin-users.png') });
+
+    await page.click('[role=tab]:has-text("Мои сессии")');
+    await page.waitForSelector('.admin td:has-text("текущая")');
+  });
+
+  await t.test('a recruiter does not see the admin section', async () => {
+    const ivan = await loginAs(IVAN);
+    assert.equal(await ivan.page.locator('[data-testid=nav-admin]').count(), 0);
+    await ivan.context.close();
+  });
+
+  await t.test('signing out everywhere sends the other tabs to the login page', async () => {
+    // A second tab of the same browser profile shares the session.
+    const other = await admin.context.newPage();
+    other.setDefaultTimeout(TIMEOUT);
+    await other.goto(base);
+    await other.waitForSelector('[data-testid=conn-state][data-state=live]');
+    await page.click('button:has-text("Выйти на всех устройствах")');
+    await page.waitForSelector('input[name=password]');
+    await other.waitForSelector('[data-testid=login-notice]');
+    assert.match(await other.textContent('[data-testid=login-notice]'), /Сессия истекла|Вы вышли/);
+  });
+
+  assert.deepEqual(admin.errors, []);
+  await admin.context.close();
 });
