@@ -201,3 +201,42 @@ describe('chat state', () => {
     expect(s.mentions).toHaveLength(0);
   });
 });
+
+describe('presence and mentions in view', () => {
+  it('after_a_complete_snapshot_a_user_missing_from_it_is_offline_even_if_rest_said_online', async () => {
+    const { presenceOf } = await import('../src/state/chat');
+    const rest = { user_id: IVAN, status: 'online' as const };
+    let s = initialChatState(ME);
+    expect(presenceOf(s, IVAN, rest)?.status).toBe('online');
+    s = run(s, { type: 'welcome', v: 1, ref: null, user_id: ME, session_id: 's', node: 'n', position: 1 },
+      { type: 'presence_snapshot', users: [{ user_id: ME, status: 'online' }], last: true });
+    expect(presenceOf(s, IVAN, rest)).toBeNull();
+  });
+
+  it('a_mention_in_the_open_room_is_not_listed_as_new', () => {
+    let s = connected();
+    s = chatReducer(s, { type: 'open_room', roomId: 'r1' });
+    s = run(s, ev(11, 'mention', { room_id: 'r1', message_id: 'm11', author_id: IVAN, excerpt: '@olga' }));
+    expect(s.mentions).toHaveLength(0);
+  });
+});
+
+describe('history paging', () => {
+  it('a_full_page_means_more_history_and_a_short_older_page_is_the_end', () => {
+    let s = connected();
+    const page1 = [msg('m5', 5), msg('m4', 4)];
+    s = chatReducer(s, { type: 'history_loaded', roomId: 'r1', page: page1, limit: 2, replace: true });
+    expect(s.histories.r1.hasMore).toBe(true);
+    s = chatReducer(s, { type: 'history_loaded', roomId: 'r1', page: [msg('m3', 3)], limit: 2, replace: false });
+    expect(s.histories.r1.hasMore).toBe(false);
+    expect(s.histories.r1.items.map((m) => m.id)).toEqual(['m3', 'm4', 'm5']);
+  });
+
+  it('a_reload_replaces_history_but_keeps_live_messages_newer_than_the_page', () => {
+    let s = connected();
+    s = chatReducer(s, { type: 'history_loaded', roomId: 'r1', page: [msg('m5', 5)], limit: 50, replace: true });
+    s = run(s, ev(20, 'room.message', msg('m20', 20)));
+    s = chatReducer(s, { type: 'history_loaded', roomId: 'r1', page: [msg('m6', 6), msg('m5', 5)], limit: 50, replace: true });
+    expect(s.histories.r1.items.map((m) => m.id)).toEqual(['m5', 'm6', 'm20']);
+  });
+});

@@ -73,11 +73,16 @@ export class Workspace {
   private onFrame(frame: ServerFrame) {
     const firstConnect = this.chat.getState().position === null;
     this.chat.dispatch({ type: 'frame', frame, now: Date.now() });
-    if (frame.type === 'welcome' && firstConnect) void this.reload();
+    if (frame.type === 'welcome' && firstConnect) this.reloadLogged();
     if (frame.type === 'live') {
-      if (this.chat.getState().stale) void this.reload();
+      if (this.chat.getState().stale) this.reloadLogged();
       this.flushOutbox();
     }
+  }
+
+  private reloadLogged() {
+    // A failed load leaves the old view; the next reconnect (or resync) loads again.
+    this.reload().catch((e) => console.warn('loading the workspace failed', e));
   }
 
   /** Loads rooms, the directory and the open room's latest history (after welcome or resync). */

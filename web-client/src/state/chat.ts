@@ -50,6 +50,8 @@ export interface ChatState {
   presence: Record<string, Presence>;
   /** Presence entries collected from the `presence_snapshot` frames of the current handshake. */
   snapshot: Record<string, Presence> | null;
+  /** A complete snapshot has arrived: a user missing from `presence` is offline. */
+  presenceComplete: boolean;
   /** room id → user id → time (ms) the notice expires. */
   typing: Record<string, Record<string, number>>;
   /** room id → user id → the message id of their read mark (learnt from `room.read`). */
@@ -70,6 +72,7 @@ export function initialChatState(me: string | null = null): ChatState {
     histories: {},
     presence: {},
     snapshot: null,
+    presenceComplete: false,
     typing: {},
     readMarks: {},
     pending: {},
@@ -198,7 +201,7 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       for (const u of frame.users) snapshot[u.user_id] = u;
       if (!frame.last) return { ...state, snapshot };
       // Users listed in none of the snapshot's frames are offline: the snapshot replaces all.
-      return { ...state, presence: snapshot, snapshot: null };
+      return { ...state, presence: snapshot, snapshot: null, presenceComplete: true };
     }
     case 'presence': {
       const presence = { ...state.presence };
@@ -246,6 +249,8 @@ function applyEvent(state: ChatState, ev: RealtimeEvent): ChatState {
       return applyRead(state, ev.data as ReadMark);
     case 'mention': {
       const m = ev.data as MentionData;
+      // A mention in the room the user is reading is seen already.
+      if (m.room_id === state.openRoomId) return state;
       if (state.mentions.some((x) => x.message_id === m.message_id)) return state;
       return { ...state, mentions: [...state.mentions, m] };
     }
@@ -364,6 +369,11 @@ export function readBy(state: ChatState, msg: Message): string[] {
       return pos !== undefined ? pos >= msg.position : id >= msg.id;
     })
     .map(([u]) => u);
+}
+
+/** The presence to show for a user: the live view, else (before any snapshot) a REST copy. */
+export function presenceOf(state: ChatState, userId: string, fallback: Presence | null = null): Presence | null {
+  return state.presence[userId] ?? (state.presenceComplete ? null : fallback);
 }
 
 export function totalUnread(state: ChatState): number {

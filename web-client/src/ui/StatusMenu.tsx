@@ -35,7 +35,12 @@ export function StatusMenu({ ws }: { ws: Workspace }) {
         {me?.text ? ` · ${me.text}` : ''}
       </button>
       {open && (
-        <form onSubmit={apply} className="popover" aria-label={t('status.menu')}>
+        <form
+          onSubmit={apply}
+          className="popover"
+          aria-label={t('status.menu')}
+          onKeyDown={(e) => e.key === 'Escape' && setOpen(false)}
+        >
           <fieldset>
             <legend>{t('status.menu')}</legend>
             {(['auto', 'online', 'away', 'busy'] as Choice[]).map((c) => (

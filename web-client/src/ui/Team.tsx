@@ -5,7 +5,7 @@ import type { FormEvent, KeyboardEvent } from 'react';
 import type { DirectoryEntry, Message, Room, User } from '../api/types';
 import type { Workspace } from '../app/workspace';
 import { useStore } from '../app/store';
-import { readBy, typingUsers } from '../state/chat';
+import { presenceOf, readBy, typingUsers } from '../state/chat';
 import type { ChatState, PendingSend } from '../state/chat';
 import { describeError } from './Login';
 import { PresenceDot, PresenceText } from './Presence';
@@ -77,7 +77,7 @@ function Directory({ ws, chat, open }: { ws: Workspace; chat: ChatState; open(id
       {error && <p role="alert" className="error">{error}</p>}
       <ul onKeyDown={onListKeyDown} data-testid="directory">
         {list.map((d) => {
-          const presence = chat.presence[d.user.id] ?? d.presence;
+          const presence = presenceOf(chat, d.user.id, d.presence);
           return (
             <li key={d.user.id} data-testid={`person-${d.user.email}`}>
               <button
