@@ -42,7 +42,7 @@ function setup(overrides: Partial<ConstructorParameters<typeof RealtimeClient>[0
   const states: ConnectionState[] = [];
   let position: number | null = null;
   let token = 'tok-1';
-  const refresh = vi.fn(async () => (token = 'tok-2'));
+  const refresh = vi.fn(async (_stale: string | null) => (token = 'tok-2'));
   const ended = vi.fn();
   const client = new RealtimeClient({
     url: 'ws://hub/ws',
@@ -146,6 +146,7 @@ describe('RealtimeClient', () => {
     t.last().serverClose(4002, 'token_expired');
     await vi.advanceTimersByTimeAsync(0);
     expect(t.refresh).toHaveBeenCalledTimes(1);
+    expect(t.refresh).toHaveBeenCalledWith('tok-1');
     await vi.advanceTimersByTimeAsync(500);
     t.last().open();
     expect(t.last().sent[0]).toMatchObject({ type: 'hello', token: 'tok-2', since: 3 });
@@ -240,5 +241,26 @@ describe('RealtimeClient', () => {
     vi.advanceTimersByTime(60_000);
     expect(t.sockets).toHaveLength(1);
     expect(t.states.at(-1)).toBe('idle');
+  });
+});
+
+describe('RealtimeClient test hook', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it('a_held_drop_stays_away_until_reconnect_now_and_then_resumes', () => {
+    const t = setup();
+    t.client.start();
+    t.last().handshake(7);
+    t.client.dropForTest();
+    expect(t.sockets[0].closedWith).toBe(4000);
+    t.sockets[0].serverClose(4000, 'test_drop');
+    expect(t.client.connectionState).toBe('reconnecting');
+    vi.advanceTimersByTime(120_000);
+    expect(t.sockets).toHaveLength(1);
+    t.client.reconnectNow();
+    expect(t.sockets).toHaveLength(2);
+    t.last().open();
+    expect(t.last().sent[0]).toMatchObject({ type: 'hello', since: 7 });
   });
 });

@@ -52,7 +52,7 @@ export class Workspace {
     this.rt = new RealtimeClient({
       url: wsUrl,
       token: () => api.accessToken,
-      refresh: () => api.refresh(),
+      refresh: (stale) => api.refresh(stale),
       position: () => this.chat.getState().position,
       onFrame: (f) => this.onFrame(f),
       onState: (s) => this.connection.set(s),

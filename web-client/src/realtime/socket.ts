@@ -76,8 +76,11 @@ export interface RealtimeOptions {
   url: string;
   /** The access token to put in `hello`. */
   token(): string | null;
-  /** A fresh access token (after 4002 / 4001 invalid_token); rejects when the session is over. */
-  refresh(): Promise<string>;
+  /**
+   * A fresh access token (after 4002 / 4001 invalid_token); `stale` is the token the hub
+   * refused (or null when there was none). Rejects when the session is over.
+   */
+  refresh(stale: string | null): Promise<string>;
   /** The position to resume from (`since`), or null on a first connect. */
   position(): number | null;
   onFrame(frame: ServerFrame): void;
@@ -109,6 +112,8 @@ export class RealtimeClient {
   /** Why the client itself closed the socket, if it did. */
   private selfClose: 'heartbeat' | 'stop' | 'test_drop' | null = null;
   private holdUntil = 0;
+  /** The token sent in the last `hello`. */
+  private usedToken: string | null = null;
   private readonly timers: Timers;
   private readonly random: () => number;
 
@@ -146,6 +151,7 @@ export class RealtimeClient {
   /** After 4009: the user asked to reconnect. */
   reconnectNow() {
     if (!this.running) this.running = true;
+    this.holdUntil = 0;
     this.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
     if (!this.ws) this.connect();
@@ -177,8 +183,11 @@ export class RealtimeClient {
     });
   }
 
-  /** Test hook: drop the connection as a network failure would, and stay away `holdMs`. */
-  dropForTest(holdMs: number) {
+  /**
+   * Test hook: drop the connection as a network failure would, and stay away for `holdMs`
+   * (by default until `reconnectNow`).
+   */
+  dropForTest(holdMs = Infinity) {
     this.holdUntil = Date.now() + holdMs;
     if (this.ws) {
       this.selfClose = 'test_drop';
@@ -196,6 +205,7 @@ export class RealtimeClient {
     if (!this.running) return;
     this.setState(this.everLive ? 'reconnecting' : 'connecting');
     const token = this.opts.token();
+    this.usedToken = token;
     if (!token) {
       this.refreshThen();
       return;
@@ -303,7 +313,7 @@ export class RealtimeClient {
 
   private refreshThen() {
     this.setState(this.everLive ? 'reconnecting' : 'connecting');
-    this.opts.refresh().then(
+    this.opts.refresh(this.usedToken).then(
       () => this.scheduleReconnect(0, 0),
       (e: { name?: string; code?: string }) => {
         if (e?.name !== 'SessionExpiredError') {
@@ -321,8 +331,10 @@ export class RealtimeClient {
   private scheduleReconnect(attempt: number, delay = backoffDelay(attempt, this.random)) {
     if (!this.running) return;
     this.setState(this.everLive ? 'reconnecting' : 'connecting');
-    const wait = Math.max(delay, this.holdUntil - Date.now());
     this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (this.holdUntil === Infinity) return;
+    const wait = Math.max(delay, this.holdUntil - Date.now());
     this.retryTimer = this.timers.setTimeout(() => {
       this.retryTimer = null;
       this.connect();

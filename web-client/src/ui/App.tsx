@@ -15,7 +15,7 @@ type Auth = { kind: 'loading' } | { kind: 'login'; notice?: MessageKey } | { kin
 
 declare global {
   interface Window {
-    __jobers?: { drop(holdMs: number): void; state(): unknown };
+    __jobers?: { drop(holdMs?: number): void; reconnect(): void; state(): unknown };
   }
 }
 
@@ -59,7 +59,11 @@ function Root() {
   useEffect(() => {
     if (!ws) return;
     if (localStorage.getItem('jobers.testHooks') === '1') {
-      window.__jobers = { drop: (ms) => ws.rt.dropForTest(ms), state: () => ws.chat.getState() };
+      window.__jobers = {
+        drop: (ms) => ws.rt.dropForTest(ms),
+        reconnect: () => ws.rt.reconnectNow(),
+        state: () => ws.chat.getState(),
+      };
     }
     return () => ws.stop();
   }, [ws]);
