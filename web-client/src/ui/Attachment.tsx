@@ -41,7 +41,7 @@ export function AttachmentView({ api, attachment }: { api: ApiClient; attachment
     <span className="attachment" data-testid="attachment">
       {image && url && <img src={url} alt={attachment.file_name} className="preview" />}
       <button type="button" className="link" onClick={() => void download()}>
-        📎 {attachment.file_name}
+        {attachment.file_name}
       </button>{' '}
       <span className="muted">{fmt.fileSize(attachment.size)}</span>
     </span>

@@ -89,7 +89,9 @@ function Directory({ ws, chat, open }: { ws: Workspace; chat: ChatState; open(id
                 <span className="person">
                   <span className="name">{d.user.name}</span>
                   <span className="muted">
-                    {d.department_name ?? ''} <PresenceText presence={presence} />
+                    {[d.department_name].filter(Boolean).join('')}
+                    {d.department_name && (presence?.text || presence?.until) ? ' · ' : ''}
+                    <PresenceText presence={presence} />
                   </span>
                 </span>
               </button>
@@ -361,6 +363,7 @@ function Composer({ ws, room, users }: { ws: Workspace; room: Room; users: Map<s
     setText('');
     setFiles([]);
     setMentioned([]);
+    if (fileRef.current) fileRef.current.value = '';
     try {
       await ws.send(room.id, body, mentions, sending);
       setError(null);
