@@ -66,6 +66,29 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub realtime: RealtimeConfig,
+    pub switch: SwitchConfig,
+}
+
+/// Ingest, routing and the outbox.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConfig {
+    /// How often the router looks at waiting threads and at assignees who are away.
+    pub routing_tick_ms: u64,
+    /// Outbox workers on this node (sends in flight at once).
+    pub outbox_workers: usize,
+    /// Attempts before a retryable failure becomes a permanent one.
+    pub outbox_max_attempts: i64,
+    /// The first retry waits this long; each next one twice as long (with jitter).
+    pub outbox_backoff_ms: i64,
+    /// The longest wait between two attempts.
+    pub outbox_max_backoff_ms: i64,
+    /// A provider call that takes longer fails (and is retried).
+    pub send_timeout_secs: u64,
+    /// Largest inbound attachment; larger ones are dropped with a note in the message.
+    pub max_attachment_bytes: usize,
+    /// Largest inbound text or HTML body (characters); the rest is cut.
+    pub max_inbound_chars: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -178,6 +201,16 @@ impl Default for Config {
                 max_failures_per_account: 5,
                 max_failures_per_source: 30,
                 lockout_window_secs: 15 * 60,
+            },
+            switch: SwitchConfig {
+                routing_tick_ms: 500,
+                outbox_workers: 4,
+                outbox_max_attempts: 8,
+                outbox_backoff_ms: 1_000,
+                outbox_max_backoff_ms: 5 * 60 * 1000,
+                send_timeout_secs: 15,
+                max_attachment_bytes: 10 * 1024 * 1024,
+                max_inbound_chars: 100_000,
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,

@@ -154,6 +154,20 @@ fn on_constraint(what: &str) -> ApiError {
             "merge_superseded",
             "a later merge changed these applicants; undo that one first",
         )
+    } else if what.contains("message_not_failed") {
+        (
+            "message_not_failed",
+            "only a failed message can be sent again",
+        )
+    } else if what.contains("thread_merged") {
+        (
+            "thread_merged",
+            "this thread was merged into another; use that one",
+        )
+    } else if what.contains("thread_changed") {
+        ("thread_changed", "the thread changed meanwhile; reload it")
+    } else if what.contains("queue_exists") || what.contains("queues") {
+        ("queue_exists", "a queue with this name already exists")
     } else if what.contains("tenants") {
         ("tenant_exists", "a tenant with this slug already exists")
     } else {

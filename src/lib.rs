@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod realtime;
 pub mod store;
+pub mod switch;
 pub mod telemetry;
 
 use std::future::Future;
@@ -58,8 +59,17 @@ impl App {
             .await
             .context("starting the hub")?;
         let auth = AuthService::new(db.clone(), hub.clone(), &secret, config.auth.clone())?;
+        let blobs = Blobs::local(config.data_dir.join("blobs"));
+        let switch = switch::Switch::start(
+            db.clone(),
+            hub.clone(),
+            blobs.clone(),
+            config.switch.clone(),
+            switch::Clock::default(),
+        );
         let state = AppState {
-            blobs: Blobs::local(config.data_dir.join("blobs")),
+            switch,
+            blobs,
             chat: Chat::new(hub.clone()),
             hub,
             config: Arc::new(config),
@@ -90,6 +100,10 @@ impl App {
 
     pub fn hub(&self) -> &Hub {
         &self.state.hub
+    }
+
+    pub fn switch(&self) -> &switch::Switch {
+        &self.state.switch
     }
 
     /// Serves until `shutdown` completes, then stops accepting, lets in-flight requests

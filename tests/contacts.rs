@@ -128,7 +128,8 @@ async fn an_inbound_sender_joins_the_applicant_that_has_the_identity() {
     let sms = db
         .resolve_contact(None, &[key("phone", "+7 916 123-45-67")])
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(sms.created);
     // A board response with the same phone (another spelling) and a board id joins it.
     let board = db
@@ -137,14 +138,19 @@ async fn an_inbound_sender_joins_the_applicant_that_has_the_identity() {
             &[key("hh", "555"), key("phone", "89161234567")],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert!(!board.created);
     assert_eq!(board.contact.id, sms.contact.id, "no duplicate applicant");
     assert_eq!(board.contact.name.as_deref(), Some("Иван Сидоров"));
     assert_eq!(board.contact.identities.len(), 2);
     assert!(board.merges.is_empty());
     // Another spelling again: still one.
-    let again = db.resolve_contact(None, &[key("hh", "555")]).await.unwrap();
+    let again = db
+        .resolve_contact(None, &[key("hh", "555")])
+        .await
+        .unwrap()
+        .0;
     assert_eq!(again.contact.id, sms.contact.id);
     let all: Value = app
         .get("/api/v1/contacts", &ws.access())
@@ -164,11 +170,13 @@ async fn identities_of_two_applicants_meeting_merge_them_and_the_merge_can_be_un
         .resolve_contact(Some("Анна"), &[key("email", "anna@mail.ru")])
         .await
         .unwrap()
+        .0
         .contact;
     let by_phone = db
         .resolve_contact(None, &[key("phone", "+375291234567")])
         .await
         .unwrap()
+        .0
         .contact;
     assert_ne!(by_email.id, by_phone.id);
     // A message that carries both: they are one person.
@@ -178,7 +186,8 @@ async fn identities_of_two_applicants_meeting_merge_them_and_the_merge_can_be_un
             &[key("phone", "80291234567"), key("email", "ANNA@mail.ru")],
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(met.merges.len(), 1);
     let merge = &met.merges[0];
     assert_eq!(merge.reason, "identity_match");

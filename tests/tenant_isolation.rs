@@ -156,6 +156,32 @@ async fn every_route_refuses_another_tenants_objects() {
         .json()
         .await
         .unwrap();
+    let b_queue: Value = app
+        .post_json(
+            "/api/v1/queues",
+            Some(&b.access()),
+            json!({"name": "B secret queue", "strategy": "round_robin"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let b_channel = app
+        .channel(&b, "sms", "http://127.0.0.1:9/", json!({}))
+        .await;
+    let b_ingest = app
+        .inbound_ok(&b_channel, json!({"id": "b-1", "from": {"phone": "+79160000001", "name": "B secret sender"}, "text": "B secret thread text"}))
+        .await;
+    let b_template: Value = app
+        .post_json(
+            "/api/v1/templates",
+            Some(&b.access()),
+            json!({"name": "B secret template", "body": "B secret template body", "shared": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     // Tenant A's own objects, for the control calls.
     let a_dep: Value = app
         .post_json(
@@ -240,6 +266,45 @@ async fn every_route_refuses_another_tenants_objects() {
         .await
         .unwrap();
 
+    let a_queue: Value = app
+        .post_json(
+            "/api/v1/queues",
+            Some(&a.access()),
+            json!({"name": "A queue", "strategy": "manual"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let a_channel = app
+        .channel(&a, "sms", "http://127.0.0.1:9/", json!({}))
+        .await;
+    // A's applicant writes, so that it has a thread.
+    app.post_json(
+        &format!(
+            "/api/v1/contacts/{}/identities",
+            a_contact["id"].as_str().unwrap()
+        ),
+        Some(&a.access()),
+        json!({"kind": "phone", "value": "+79160000002"}),
+    )
+    .await;
+    let a_ingest = app
+        .inbound_ok(
+            &a_channel,
+            json!({"id": "a-1", "from": {"phone": "+79160000002"}, "text": "A text"}),
+        )
+        .await;
+    let a_template: Value = app
+        .post_json(
+            "/api/v1/templates",
+            Some(&a.access()),
+            json!({"name": "A template", "body": "A body"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     let b_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", b_user.id.clone()),
         ("department_id", b_dep["id"].as_str().unwrap().to_string()),
@@ -252,6 +317,17 @@ async fn every_route_refuses_another_tenants_objects() {
         ("upload_id", b_upload["id"].as_str().unwrap().to_string()),
         ("contact_id", b_c1["id"].as_str().unwrap().to_string()),
         ("merge_id", b_merge["id"].as_str().unwrap().to_string()),
+        (
+            "thread_id",
+            b_ingest["thread_id"].as_str().unwrap().to_string(),
+        ),
+        ("account_id", b_channel.id.clone()),
+        ("channel_account_id", b_channel.id.clone()),
+        ("queue_id", b_queue["id"].as_str().unwrap().to_string()),
+        (
+            "template_id",
+            b_template["id"].as_str().unwrap().to_string(),
+        ),
     ]);
     let a_ids: HashMap<&str, String> = HashMap::from([
         ("user_id", a.admin.id.clone()),
@@ -268,6 +344,17 @@ async fn every_route_refuses_another_tenants_objects() {
         ("upload_id", a_upload["id"].as_str().unwrap().to_string()),
         ("contact_id", a_contact["id"].as_str().unwrap().to_string()),
         ("merge_id", a_merge["id"].as_str().unwrap().to_string()),
+        (
+            "thread_id",
+            a_ingest["thread_id"].as_str().unwrap().to_string(),
+        ),
+        ("account_id", a_channel.id.clone()),
+        ("channel_account_id", a_channel.id.clone()),
+        ("queue_id", a_queue["id"].as_str().unwrap().to_string()),
+        (
+            "template_id",
+            a_template["id"].as_str().unwrap().to_string(),
+        ),
     ]);
     // Strings that must never appear in a response to tenant A.
     let secrets = [
@@ -286,6 +373,12 @@ async fn every_route_refuses_another_tenants_objects() {
         "B secret applicant".into(),
         "b-applicant@bravo.test".into(),
         b_upload["id"].as_str().unwrap().to_string(),
+        "B secret queue".into(),
+        "B secret sender".into(),
+        "B secret thread text".into(),
+        "B secret template".into(),
+        b_channel.id.clone(),
+        b_ingest["thread_id"].as_str().unwrap().to_string(),
     ];
 
     let doc: Value = app
@@ -356,13 +449,22 @@ async fn every_route_refuses_another_tenants_objects() {
                 continue;
             }
             // Control: the route exists and works on A's own objects (GET only: safe).
-            if method == Method::GET {
+            if method == Method::GET && !path.starts_with("/api/v1/hooks/") {
                 let r = app
                     .request(method.clone(), &fill(&a_ids), &a.access(), None)
                     .await;
                 assert_eq!(r.status(), 200, "control GET {path} with A's ids");
             }
             let target = fill(&b_ids);
+            if path.starts_with("/api/v1/hooks/") {
+                // Webhooks answer to signatures, not tokens: A's token opens nothing.
+                let r = app
+                    .request(method.clone(), &target, &a.access(), body.clone())
+                    .await;
+                assert_error(r, 401, "bad_signature").await;
+                probed += 1;
+                continue;
+            }
             let r = app
                 .request(method.clone(), &target, &a.access(), body.clone())
                 .await;
@@ -430,6 +532,39 @@ async fn every_route_refuses_another_tenants_objects() {
         .unwrap();
     assert_eq!(messages.as_array().unwrap().len(), 1);
     assert_eq!(messages[0]["body"], "B secret message");
+    let b_thread: Value = app
+        .get(
+            &format!(
+                "/api/v1/threads/{}/messages",
+                b_ingest["thread_id"].as_str().unwrap()
+            ),
+            &b_access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        b_thread.as_array().unwrap().len(),
+        1,
+        "nothing was added to B's thread: {b_thread}"
+    );
+    let b_t: Value = app
+        .get(
+            &format!(
+                "/api/v1/threads/{}",
+                b_ingest["thread_id"].as_str().unwrap()
+            ),
+            &b_access,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        b_t["assignee_id"].is_null() && b_t["state"] == "open",
+        "B's thread untouched: {b_t}"
+    );
     // And nothing of B's was pulled into A's room.
     let a_messages: Value = app
         .get(&format!("/api/v1/rooms/{a_room_id}/messages"), &a.access())

@@ -42,3 +42,8 @@ JOBERS_TEST_DATABASE_URL= cargo nextest run --locked --workspace --no-fail-fast
 log "tests on PostgreSQL"
 cargo nextest run --locked --workspace --no-fail-fast -E 'not (binary(cluster) | binary(smoke))'
 
+# The web client: unit tests, type check and build, and the browser tests against the
+# jobers binary built above (docs/web-client.md).
+log "web client"
+cargo build --locked --bin jobers
+bash deploy/dev/web-test.sh

@@ -1,6 +1,6 @@
 //! `/api/v1/contacts`: the applicant directory, identities, merging and undoing merges.
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_contact))
         .routes(routes!(add_identity))
         .routes(routes!(merge))
+        .routes(routes!(merges))
         .routes(routes!(undo_merge))
 }
 
@@ -146,15 +147,17 @@ pub struct MergeBody {
     params(("contact_id" = String, Path)), request_body = MergeBody,
     responses((status = 200, body = ContactMerge), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn merge(
+    State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     Path(id): Path<String>,
     Json(req): Json<MergeBody>,
 ) -> ApiResult<axum::Json<ContactMerge>> {
-    let m = user
+    let (m, events) = user
         .db
         .merge_contacts(&id, &req.contact_id, user.principal.user_id())
         .await?;
+    state.hub.publish_events(user.db.tenant_id(), &events).await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
@@ -168,16 +171,32 @@ async fn merge(
     Ok(axum::Json(m))
 }
 
+/// The merges of an applicant (automatic and manual, undone ones included), newest first.
+#[utoipa::path(get, path = "/contacts/{contact_id}/merges", tag = "contacts", security(("bearer" = [])),
+    params(("contact_id" = String, Path)), responses((status = 200, body = Vec<ContactMerge>), (status = 404, body = ErrorBody)))]
+async fn merges(
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<ContactMerge>>> {
+    if uuid::Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::NotFound);
+    }
+    user.db.contact(&id).await?;
+    Ok(axum::Json(user.db.contact_merges(&id).await?))
+}
+
 /// Undo a merge: the merged applicant comes back with the identities it brought.
 #[utoipa::path(post, path = "/contact-merges/{merge_id}/undo", tag = "contacts", security(("bearer" = [])),
     params(("merge_id" = String, Path)),
     responses((status = 200, body = ContactMerge), (status = 404, body = ErrorBody), (status = 409, description = "merge_already_undone", body = ErrorBody)))]
 async fn undo_merge(
+    State(state): State<AppState>,
     user: AuthUser,
     client: ClientInfo,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<ContactMerge>> {
-    let m = user.db.undo_merge(&id).await?;
+    let (m, events) = user.db.undo_merge(&id).await?;
+    state.hub.publish_events(user.db.tenant_id(), &events).await;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),

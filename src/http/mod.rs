@@ -3,10 +3,12 @@
 //! tracing, security headers).
 
 pub mod auth;
+mod channels;
 mod contacts;
 pub mod extract;
 mod ops;
 mod rooms;
+mod threads;
 mod users;
 mod ws;
 
@@ -47,6 +49,7 @@ pub struct AppState {
     pub hub: Hub,
     pub chat: Chat,
     pub blobs: Blobs,
+    pub switch: crate::switch::Switch,
     pub metrics: PrometheusHandle,
 }
 
@@ -63,6 +66,11 @@ pub struct AppState {
         (name = "audit", description = "Audit log"),
         (name = "chat", description = "Staff chat, files, presence, directory"),
         (name = "contacts", description = "Applicants, identities, merges"),
+        (name = "threads", description = "The inbox: applicant threads, replies, notes, assignment"),
+        (name = "channels", description = "Channel accounts (SMS numbers, mailboxes, boards, webhooks) and their health"),
+        (name = "routing", description = "Routing queues, strategies and capacities"),
+        (name = "templates", description = "Reply templates and signatures"),
+        (name = "hooks", description = "Signed webhooks of the generic channel (no bearer token)"),
         (name = "ops", description = "Health, readiness, metrics"),
     )
 )]
@@ -94,6 +102,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(auth::router())
                 .merge(users::router())
                 .merge(contacts::router())
+                .merge(threads::router())
+                .merge(channels::router())
                 .merge(rooms::router(state.config.http.max_upload_bytes)),
         )
         .merge(ops::router())

@@ -180,6 +180,8 @@ pub struct HubInner {
     redis: Option<redis::aio::ConnectionManager>,
     next_conn: AtomicU64,
     connections: AtomicUsize,
+    /// Tenants whose shown presence changed (the router listens).
+    presence_changes: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The hub handle; cheap to clone.
@@ -239,6 +241,7 @@ impl Hub {
                 redis,
                 next_conn: AtomicU64::new(1),
                 connections: AtomicUsize::new(0),
+                presence_changes: tokio::sync::broadcast::channel(1024).0,
             }),
         };
         tokio::spawn(dispatch(Arc::downgrade(&hub.inner), input_rx));
@@ -320,6 +323,11 @@ impl Hub {
                 reason: reason.into(),
             })
             .await;
+    }
+
+    /// Tenants whose presence (as shown to this node's clients) changed.
+    pub fn presence_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.presence_changes.subscribe()
     }
 
     /// A user's chosen status changed in the database: every node reloads it.
@@ -939,6 +947,7 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
                 deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
             }
             ts.shown = computed;
+            let _ = inner.presence_changes.send(tenant.clone());
         }
         // Forget users who have left long ago.
         ts.local

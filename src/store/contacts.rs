@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, FromRow, Transaction};
 use utoipa::ToSchema;
 
+use super::events::{push_event, Audience, StoredEvent};
+use super::rooms::to_json;
 use super::{new_id, now_ms, to_time, StoreError, StoreResult, TenantDb};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq, Eq, Hash)]
@@ -101,7 +103,7 @@ pub struct Resolved {
 }
 
 impl TenantDb {
-    async fn contact_in(
+    pub(super) async fn contact_in(
         &self,
         tx: &mut Transaction<'static, Any>,
         id: &str,
@@ -147,7 +149,7 @@ impl TenantDb {
         Ok(c)
     }
 
-    async fn insert_identity(
+    pub(super) async fn insert_identity(
         &self,
         tx: &mut Transaction<'static, Any>,
         contact_id: &str,
@@ -167,7 +169,7 @@ impl TenantDb {
         Ok(())
     }
 
-    async fn owner_of(
+    pub(super) async fn owner_of(
         &self,
         tx: &mut Transaction<'static, Any>,
         key: &IdentityKey,
@@ -236,11 +238,38 @@ impl TenantDb {
         &self,
         name: Option<&str>,
         identities: &[IdentityKey],
+    ) -> StoreResult<(Resolved, Vec<StoredEvent>)> {
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
+        let mut first = Some(position);
+        let mut events = Vec::new();
+        let r = self
+            .resolve_in(&mut tx, name, identities, &mut first, &mut events)
+            .await?;
+        push_event(
+            &mut tx,
+            &self.tenant_id,
+            &mut first,
+            "contact.updated",
+            Audience::Tenant,
+            to_json(&r.contact),
+            &mut events,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((r, events))
+    }
+
+    pub(super) async fn resolve_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: Option<&str>,
+        identities: &[IdentityKey],
+        first: &mut Option<i64>,
+        events: &mut Vec<StoredEvent>,
     ) -> StoreResult<Resolved> {
-        let (mut tx, _gate) = self.begin_write().await?;
         let mut owners: Vec<String> = Vec::new();
         for key in identities {
-            if let Some(owner) = self.owner_of(&mut tx, key).await? {
+            if let Some(owner) = self.owner_of(tx, key).await? {
                 if !owners.contains(&owner) {
                     owners.push(owner);
                 }
@@ -257,7 +286,7 @@ impl TenantDb {
                     .bind(name)
                     .bind(now)
                     .bind(name.map(str::to_lowercase))
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 (id, true)
             }
@@ -265,13 +294,13 @@ impl TenantDb {
         let mut merges = Vec::new();
         for other in owners.iter().skip(1) {
             merges.push(
-                self.merge_in(&mut tx, &survivor, other, None, "identity_match")
+                self.merge_in(tx, &survivor, other, None, "identity_match", first, events)
                     .await?,
             );
         }
         for key in identities {
-            if self.owner_of(&mut tx, key).await?.is_none() {
-                self.insert_identity(&mut tx, &survivor, key).await?;
+            if self.owner_of(tx, key).await?.is_none() {
+                self.insert_identity(tx, &survivor, key).await?;
             }
         }
         if let Some(n) = name {
@@ -280,11 +309,10 @@ impl TenantDb {
                 .bind(&survivor)
                 .bind(n)
                 .bind(n.to_lowercase())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        let contact = self.contact_in(&mut tx, &survivor).await?;
-        tx.commit().await?;
+        let contact = self.contact_in(tx, &survivor).await?;
         Ok(Resolved {
             contact,
             created,
@@ -292,6 +320,8 @@ impl TenantDb {
         })
     }
 
+    // The transaction, the two applicants, who and why, and where the events go.
+    #[allow(clippy::too_many_arguments)]
     async fn merge_in(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -299,6 +329,8 @@ impl TenantDb {
         merged: &str,
         actor: Option<&str>,
         reason: &str,
+        first: &mut Option<i64>,
+        events: &mut Vec<StoredEvent>,
     ) -> StoreResult<ContactMerge> {
         // Both must exist in this tenant first: another tenant's id is a 404, never a hint.
         self.contact_in(tx, survivor).await?;
@@ -335,6 +367,8 @@ impl TenantDb {
             .bind(now)
             .execute(&mut **tx)
             .await?;
+        self.merge_threads(tx, survivor, merged, first, events)
+            .await?;
         let id = new_id();
         let row: MergeRow = sqlx::query_as(
             "INSERT INTO contact_merges (id, tenant_id, survivor_id, merged_id, moved_identities, actor_user_id, reason, at) \
@@ -360,18 +394,43 @@ impl TenantDb {
         survivor: &str,
         merged: &str,
         actor: &str,
-    ) -> StoreResult<ContactMerge> {
-        let (mut tx, _gate) = self.begin_write().await?;
+    ) -> StoreResult<(ContactMerge, Vec<StoredEvent>)> {
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
+        let mut first = Some(position);
+        let mut events = Vec::new();
         let m = self
-            .merge_in(&mut tx, survivor, merged, Some(actor), "manual")
+            .merge_in(
+                &mut tx,
+                survivor,
+                merged,
+                Some(actor),
+                "manual",
+                &mut first,
+                &mut events,
+            )
             .await?;
+        push_event(
+            &mut tx,
+            &self.tenant_id,
+            &mut first,
+            "contact.merged",
+            Audience::Tenant,
+            to_json(&m),
+            &mut events,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(m)
+        Ok((m, events))
     }
 
     /// Undoes a merge: the merged contact comes back with the identities it brought.
-    pub async fn undo_merge(&self, merge_id: &str) -> StoreResult<ContactMerge> {
-        let (mut tx, _gate) = self.begin_write().await?;
+    pub async fn undo_merge(
+        &self,
+        merge_id: &str,
+    ) -> StoreResult<(ContactMerge, Vec<StoredEvent>)> {
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
+        let mut first = Some(position);
+        let mut events = Vec::new();
         let m: MergeRow = sqlx::query_as(
             "SELECT id, survivor_id, merged_id, moved_identities, actor_user_id, reason, at, undone_at \
              FROM contact_merges WHERE tenant_id = $1 AND id = $2",
@@ -432,8 +491,40 @@ impl TenantDb {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
+        self.unmerge_threads(
+            &mut tx,
+            &m.survivor_id,
+            &m.merged_id,
+            &mut first,
+            &mut events,
+        )
+        .await?;
+        let undone: ContactMerge = row.into();
+        push_event(
+            &mut tx,
+            &self.tenant_id,
+            &mut first,
+            "contact.merge_undone",
+            Audience::Tenant,
+            to_json(&undone),
+            &mut events,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(row.into())
+        Ok((undone, events))
+    }
+
+    /// Merges that made this applicant what it is (as survivor or merged), newest first.
+    pub async fn contact_merges(&self, contact_id: &str) -> StoreResult<Vec<ContactMerge>> {
+        let rows: Vec<MergeRow> = sqlx::query_as(
+            "SELECT id, survivor_id, merged_id, moved_identities, actor_user_id, reason, at, undone_at \
+             FROM contact_merges WHERE tenant_id = $1 AND (survivor_id = $2 OR merged_id = $2) ORDER BY at DESC, id DESC",
+        )
+        .bind(&self.tenant_id)
+        .bind(contact_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
     }
 
     /// Applicants matching `q` in name, or in an identity (a phone is matched on its digits).

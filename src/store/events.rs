@@ -133,6 +133,32 @@ pub(crate) async fn insert_event(
     Ok(now)
 }
 
+/// Appends an event inside `tx`. `first` holds the position the transaction began with;
+/// the first event takes it, later events of the same transaction take further positions.
+pub(crate) async fn push_event(
+    tx: &mut Transaction<'static, Any>,
+    tenant_id: &str,
+    first: &mut Option<i64>,
+    kind: &str,
+    audience: Audience,
+    payload: String,
+    out: &mut Vec<StoredEvent>,
+) -> StoreResult<i64> {
+    let position = match first.take() {
+        Some(p) => p,
+        None => next_position(tx, tenant_id).await?,
+    };
+    let created_at = insert_event(tx, tenant_id, position, kind, &audience, &payload).await?;
+    out.push(StoredEvent {
+        position,
+        kind: kind.into(),
+        audience,
+        payload: serde_json::value::RawValue::from_string(payload).expect("payload is JSON"),
+        created_at,
+    });
+    Ok(position)
+}
+
 impl TenantDb {
     /// Begins a transaction that will append events; returns it with the next position.
     pub(crate) async fn begin_with_position(

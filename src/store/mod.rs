@@ -11,14 +11,18 @@
 //! for operator commands, explicitly by tenant id. HTTP handlers never see the pool.
 
 mod audit;
+mod channels;
 mod contacts;
 mod departments;
 mod events;
+mod outbox;
 mod rooms;
+mod routing;
 mod sends;
 mod sessions;
 mod statuses;
 mod tenants;
+mod threads;
 mod uploads;
 mod users;
 
@@ -31,15 +35,24 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
+pub use channels::{
+    ChannelAccount, ChannelAccountPatch, HealthReport, NewChannelAccount, Queue, QueueInput,
+    QueueMember, Template,
+};
 pub use contacts::{Contact, ContactMerge, Identity, IdentityKey, Resolved};
 pub use departments::Department;
 pub use events::{Audience, ReplayStart, StoredEvent};
+pub use outbox::OutboxJob;
 pub use rooms::{
     Attachment, BatchedSend, NewRoomMessage, Room, RoomChange, RoomKind, RoomMessage, Sent,
 };
+pub use routing::{AssignedThread, MemberLoad, RoutingQueue};
 pub use sessions::{RefreshOutcome, SessionInfo, SessionRecord};
 pub use statuses::ChosenStatus;
 pub use tenants::Tenant;
+pub use threads::{
+    Inbound, Ingested, NewThreadMessage, Thread, ThreadChange, ThreadFilter, ThreadMessage,
+};
 pub use uploads::Upload;
 pub use users::{normalize_email, Credentials, NewUser, Role, User, UserPatch};
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, FromRow, Transaction};
 use utoipa::ToSchema;
 
-use super::events::{insert_event, Audience, StoredEvent};
+use super::events::{push_event, Audience, StoredEvent};
 use super::{new_id, now_ms, to_time, StoreError, StoreResult, TenantDb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -158,32 +158,6 @@ pub struct NewRoomMessage<'a> {
 
 pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("serialisable")
-}
-
-/// Appends an event inside `tx`. `first` holds the position the transaction began with;
-/// the first event takes it, later events of the same transaction take further positions.
-async fn push_event(
-    tx: &mut Transaction<'static, Any>,
-    tenant_id: &str,
-    first: &mut Option<i64>,
-    kind: &str,
-    audience: Audience,
-    payload: String,
-    out: &mut Vec<StoredEvent>,
-) -> StoreResult<i64> {
-    let position = match first.take() {
-        Some(p) => p,
-        None => super::events::next_position(tx, tenant_id).await?,
-    };
-    let created_at = insert_event(tx, tenant_id, position, kind, &audience, &payload).await?;
-    out.push(StoredEvent {
-        position,
-        kind: kind.into(),
-        audience,
-        payload: serde_json::value::RawValue::from_string(payload).expect("payload is JSON"),
-        created_at,
-    });
-    Ok(position)
 }
 
 impl TenantDb {

@@ -26,6 +26,7 @@ pub struct TestApp {
     pub config: Config,
     pub db: Db,
     pub hub: jobers::realtime::Hub,
+    pub switch: jobers::switch::Switch,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -87,6 +88,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let base = format!("http://{}", app.local_addr());
     let db = app.db().clone();
     let hub = app.hub().clone();
+    let switch = app.switch().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run(async {
         let _ = rx.await;
@@ -100,6 +102,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         config,
         db,
         hub,
+        switch,
         shutdown: Some(tx),
         task: Some(task),
         _dir: dir,
@@ -223,6 +226,56 @@ impl TestApp {
             req = req.json(&b);
         }
         req.send().await.expect("request sent")
+    }
+}
+
+/// A channel account of the generic webhook channel with its signing secret.
+pub struct Channel {
+    pub id: String,
+    pub secret: String,
+}
+
+impl TestApp {
+    /// Adds a webhook channel account (`kind`: sms, email, board, chat) sending to `url`.
+    pub async fn channel(&self, ws: &Workspace, kind: &str, url: &str, extra: Value) -> Channel {
+        let mut body = json!({"kind": kind, "provider": "webhook", "name": format!("{kind} line"),
+            "address": format!("{kind}-sender"), "settings": {"url": url}});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let r = self
+            .post_json("/api/v1/channel-accounts", Some(&ws.access()), body)
+            .await;
+        assert_eq!(r.status(), 201, "channel account created");
+        let v: Value = r.json().await.unwrap();
+        Channel {
+            id: v["account"]["id"].as_str().unwrap().to_string(),
+            secret: v["secret"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Posts a signed inbound message to the channel's webhook.
+    pub async fn inbound(&self, channel: &Channel, payload: Value) -> reqwest::Response {
+        let body = serde_json::to_vec(&payload).unwrap();
+        jobers_channels::webhook::post_signed(
+            &self.client,
+            &self.url(&format!("/api/v1/hooks/{}/inbound", channel.id)),
+            &channel.secret,
+            &body,
+        )
+        .await
+        .expect("request sent")
+    }
+
+    /// Posts an inbound message and returns the ingest answer (panics unless 200).
+    pub async fn inbound_ok(&self, channel: &Channel, payload: Value) -> Value {
+        let r = self.inbound(channel, payload).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, 200, "ingest failed: {v}");
+        v
     }
 }
 

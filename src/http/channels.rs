@@ -1,0 +1,569 @@
+//! Channel accounts with their health, routing queues, templates and signatures, and the
+//! signed webhooks through which the generic channel delivers messages and reports.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use jobers_channels::signing::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use jobers_channels::webhook::{InboundPayload, StatusPayload};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+
+use super::extract::{AuthUser, Json};
+use super::AppState;
+use crate::auth::service::ClientInfo;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::store::{
+    ChannelAccount, ChannelAccountPatch, NewAuditEntry, NewChannelAccount, Queue, QueueInput, Role,
+    StoreError, Template,
+};
+use crate::switch::IngestResult;
+
+/// Inbound webhooks may carry attachments (base64): a larger body limit than the API's.
+const HOOK_BODY_LIMIT: usize = 16 * 1024 * 1024;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_accounts, create_account))
+        .routes(routes!(get_account, update_account))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(list_queues, create_queue))
+        .routes(routes!(update_queue, delete_queue))
+        .routes(routes!(list_templates, create_template))
+        .routes(routes!(update_template, delete_template))
+        .routes(routes!(hook_inbound).layer(DefaultBodyLimit::max(HOOK_BODY_LIMIT)))
+        .routes(routes!(hook_status))
+}
+
+fn valid_id(id: &str) -> ApiResult<()> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| ApiError::NotFound)
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn check_len(field: &str, value: &str, max: usize) -> ApiResult<()> {
+    if value.trim().is_empty() || value.chars().count() > max || value.contains('\0') {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            format!("{field} must be 1 to {max} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+fn unknown_queue(e: StoreError) -> ApiError {
+    match e {
+        StoreError::UnknownReference("queue") => {
+            ApiError::unprocessable("unknown_queue", "no such queue in this workspace")
+        }
+        other => other.into(),
+    }
+}
+
+// ----- channel accounts -----
+
+/// Channel accounts with their health (every staff member sees them: they pick senders).
+#[utoipa::path(get, path = "/channel-accounts", tag = "channels", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ChannelAccount>)))]
+async fn list_accounts(user: AuthUser) -> ApiResult<axum::Json<Vec<ChannelAccount>>> {
+    Ok(axum::Json(user.db.channel_accounts().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// `sms`, `email`, `board` or `chat`.
+    pub kind: String,
+    /// The adapter; `webhook` (the generic signed-webhook channel).
+    pub provider: String,
+    pub name: String,
+    /// The sender the applicant sees (number, address, …).
+    pub address: String,
+    /// A personal sender: only this user sends from it.
+    pub owner_user_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub settings: Option<serde_json::Value>,
+    pub queue_id: Option<String>,
+    /// Health turns `degraded` / `no_inbound` when nothing arrives for this long.
+    pub inbound_expected_within_s: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountWithSecret {
+    pub account: ChannelAccount,
+    /// The signing secret of the webhooks, shown once.
+    pub secret: String,
+}
+
+/// Add a channel account (admins). The answer carries the webhook signing secret once.
+#[utoipa::path(post, path = "/channel-accounts", tag = "channels", security(("bearer" = [])),
+    request_body = CreateAccount,
+    responses((status = 201, body = AccountWithSecret), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_account(
+    user: AuthUser,
+    client: ClientInfo,
+    Json(req): Json<CreateAccount>,
+) -> ApiResult<(StatusCode, axum::Json<AccountWithSecret>)> {
+    user.principal.require(Role::Admin)?;
+    if !["sms", "email", "board", "chat"].contains(&req.kind.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "kind must be sms, email, board or chat",
+        ));
+    }
+    if !jobers_channels::PROVIDERS.contains(&req.provider.as_str()) {
+        return Err(ApiError::unprocessable(
+            "unknown_provider",
+            format!(
+                "provider must be one of: {}",
+                jobers_channels::PROVIDERS.join(", ")
+            ),
+        ));
+    }
+    check_len("name", &req.name, 200)?;
+    check_len("address", &req.address, 200)?;
+    let settings = req.settings.clone().unwrap_or_else(|| json!({}));
+    if !settings.is_object() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "settings must be an object",
+        ));
+    }
+    if let Some(owner) = &req.owner_user_id {
+        user.db
+            .user(owner)
+            .await
+            .map_err(|_| ApiError::unprocessable("unknown_user", "no such user"))?;
+    }
+    let secret = new_secret();
+    let account = user
+        .db
+        .create_channel_account(NewChannelAccount {
+            kind: &req.kind,
+            provider: &req.provider,
+            name: req.name.trim(),
+            address: req.address.trim(),
+            owner_user_id: req.owner_user_id.as_deref(),
+            settings: &settings,
+            secret: Some(&secret),
+            queue_id: req.queue_id.as_deref(),
+            inbound_expected_within_s: req.inbound_expected_within_s,
+        })
+        .await
+        .map_err(unknown_queue)?;
+    user.db
+        .audit(NewAuditEntry {
+            actor_user_id: Some(user.principal.user_id()),
+            action: "channel_account_created",
+            target_type: Some("channel_account"),
+            target_id: Some(&account.id),
+            source: client.source.as_deref(),
+            details: json!({"kind": account.kind, "provider": account.provider}),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AccountWithSecret { account, secret }),
+    ))
+}
+
+/// One channel account with its health.
+#[utoipa::path(get, path = "/channel-accounts/{account_id}", tag = "channels", security(("bearer" = [])),
+    params(("account_id" = String, Path)), responses((status = 200, body = ChannelAccount), (status = 404, body = ErrorBody)))]
+async fn get_account(
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<ChannelAccount>> {
+    valid_id(&id)?;
+    Ok(axum::Json(user.db.channel_account(&id).await?))
+}
+
+/// Change a channel account (admins).
+#[utoipa::path(patch, path = "/channel-accounts/{account_id}", tag = "channels", security(("bearer" = [])),
+    params(("account_id" = String, Path)), request_body = ChannelAccountPatch,
+    responses((status = 200, body = ChannelAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_account(
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(req): Json<ChannelAccountPatch>,
+) -> ApiResult<axum::Json<ChannelAccount>> {
+    user.principal.require(Role::Admin)?;
+    valid_id(&id)?;
+    user.db.channel_account(&id).await?;
+    if let Some(n) = &req.name {
+        check_len("name", n, 200)?;
+    }
+    if req.settings.as_ref().is_some_and(|s| !s.is_object()) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "settings must be an object",
+        ));
+    }
+    Ok(axum::Json(
+        user.db
+            .update_channel_account(&id, &req)
+            .await
+            .map_err(unknown_queue)?,
+    ))
+}
+
+/// Replace the webhook signing secret (admins); the old one stops working at once.
+#[utoipa::path(post, path = "/channel-accounts/{account_id}/rotate-secret", tag = "channels",
+    security(("bearer" = [])), params(("account_id" = String, Path)),
+    responses((status = 200, body = AccountWithSecret), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn rotate_secret(
+    user: AuthUser,
+    client: ClientInfo,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AccountWithSecret>> {
+    user.principal.require(Role::Admin)?;
+    valid_id(&id)?;
+    let secret = new_secret();
+    let account = user.db.set_channel_secret(&id, &secret).await?;
+    user.db
+        .audit(NewAuditEntry {
+            actor_user_id: Some(user.principal.user_id()),
+            action: "channel_secret_rotated",
+            target_type: Some("channel_account"),
+            target_id: Some(&id),
+            source: client.source.as_deref(),
+            details: json!({}),
+        })
+        .await?;
+    Ok(axum::Json(AccountWithSecret { account, secret }))
+}
+
+// ----- webhooks -----
+
+/// Finds the account and checks the request's signature with its secret. Every failure
+/// is the same 401, so the hook does not tell which accounts exist.
+async fn verified_account(
+    state: &AppState,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<ChannelAccount> {
+    let refuse = |m: &str| ApiError::unauthorized("bad_signature", m.to_string());
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(refuse("unknown account or bad signature"));
+    }
+    let account = match state.db.channel_account_any_tenant(id).await {
+        Ok(a) => a,
+        Err(StoreError::NotFound) => return Err(refuse("unknown account or bad signature")),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(secret) = &account.secret else {
+        return Err(refuse("unknown account or bad signature"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    signing::verify(
+        secret,
+        header(TIMESTAMP_HEADER),
+        header(SIGNATURE_HEADER),
+        body,
+        chrono::Utc::now().timestamp(),
+    )
+    .map_err(|e| {
+        metrics::counter!("webhook_rejected_total").increment(1);
+        refuse(&e.to_string())
+    })?;
+    Ok(account)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::BadRequest {
+                code: "malformed_json",
+                message: format!("the body is not valid JSON: {e}"),
+            }
+        } else {
+            ApiError::unprocessable("invalid_body", format!("the body does not fit: {e}"))
+        }
+    })
+}
+
+/// Inbound message from the generic webhook channel (signed with the account's secret:
+/// `X-Jobers-Timestamp`, `X-Jobers-Signature: sha256=HMAC(secret, "<ts>.<body>")`).
+/// Answered only after the message is stored; the same `id` twice is stored once.
+#[utoipa::path(post, path = "/hooks/{account_id}/inbound", tag = "hooks",
+    params(("account_id" = String, Path)), request_body = Object,
+    responses((status = 200, body = IngestResult), (status = 400, body = ErrorBody),
+              (status = 401, description = "bad_signature", body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn hook_inbound(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<axum::Json<IngestResult>> {
+    let account = verified_account(&state, &id, &headers, &body).await?;
+    let payload: InboundPayload = parse(&body)?;
+    if !account.enabled {
+        return Err(ApiError::Unavailable {
+            code: "channel_disabled",
+            message: "this channel account is switched off; retry later".into(),
+        });
+    }
+    Ok(axum::Json(state.switch.ingest(&account, payload).await?))
+}
+
+/// A delivery report from the generic webhook channel (signed like inbound messages).
+#[utoipa::path(post, path = "/hooks/{account_id}/status", tag = "hooks",
+    params(("account_id" = String, Path)), request_body = Object,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn hook_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let account = verified_account(&state, &id, &headers, &body).await?;
+    let p: StatusPayload = parse(&body)?;
+    if !["delivered", "read", "failed", "sent"].contains(&p.state.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "state must be sent, delivered, read or failed",
+        ));
+    }
+    if p.message_id.is_none() && p.provider_message_id.is_none() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "message_id or provider_message_id is required",
+        ));
+    }
+    let tdb = state.db.for_tenant(&account.tenant_id);
+    let reason = p
+        .reason
+        .as_deref()
+        .map(|r| r.chars().take(500).collect::<String>());
+    if let Some((_, events)) = tdb
+        .delivery_report(
+            &account.id,
+            p.message_id.as_deref(),
+            p.provider_message_id.as_deref(),
+            &p.state,
+            reason.as_deref(),
+        )
+        .await?
+    {
+        state
+            .switch
+            .publish_events(&account.tenant_id, &events)
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- queues -----
+
+/// Routing queues with their members.
+#[utoipa::path(get, path = "/queues", tag = "routing", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Queue>)))]
+async fn list_queues(user: AuthUser) -> ApiResult<axum::Json<Vec<Queue>>> {
+    Ok(axum::Json(user.db.queues().await?))
+}
+
+fn check_queue(q: &QueueInput) -> ApiResult<()> {
+    check_len("name", &q.name, 200)?;
+    if !["manual", "round_robin", "least_busy"].contains(&q.strategy.as_str()) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "strategy must be manual, round_robin or least_busy",
+        ));
+    }
+    for limit in [q.away_limit_s, q.response_limit_s].into_iter().flatten() {
+        if limit < 1 {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "limits are whole seconds, at least 1",
+            ));
+        }
+    }
+    if q.members
+        .iter()
+        .any(|m| m.capacity < 0 || m.capacity > 10_000)
+    {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "capacity must be 0 to 10000",
+        ));
+    }
+    Ok(())
+}
+
+fn queue_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(c) if c.contains("queue") => ApiError::Conflict {
+            code: "queue_exists",
+            message: "a queue with this name already exists".into(),
+        },
+        other => other.into(),
+    }
+}
+
+/// Create a queue (supervisors and admins).
+#[utoipa::path(post, path = "/queues", tag = "routing", security(("bearer" = [])), request_body = QueueInput,
+    responses((status = 201, body = Queue), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn create_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Json(req): Json<QueueInput>,
+) -> ApiResult<(StatusCode, axum::Json<Queue>)> {
+    user.principal.require(Role::Supervisor)?;
+    check_queue(&req)?;
+    let q = user.db.save_queue(None, &req).await.map_err(queue_error)?;
+    state.switch.route_tenant(user.db.tenant_id());
+    Ok((StatusCode::CREATED, axum::Json(q)))
+}
+
+/// Replace a queue's settings and members (supervisors and admins).
+#[utoipa::path(put, path = "/queues/{queue_id}", tag = "routing", security(("bearer" = [])),
+    params(("queue_id" = String, Path)), request_body = QueueInput,
+    responses((status = 200, body = Queue), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn update_queue(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(req): Json<QueueInput>,
+) -> ApiResult<axum::Json<Queue>> {
+    user.principal.require(Role::Supervisor)?;
+    valid_id(&id)?;
+    // Another tenant's queue is a 404 whatever the body says.
+    user.db.queue(&id).await?;
+    check_queue(&req)?;
+    let q = user
+        .db
+        .save_queue(Some(&id), &req)
+        .await
+        .map_err(queue_error)?;
+    state.switch.route_tenant(user.db.tenant_id());
+    Ok(axum::Json(q))
+}
+
+/// Delete a queue (its threads stay, out of routing).
+#[utoipa::path(delete, path = "/queues/{queue_id}", tag = "routing", security(("bearer" = [])),
+    params(("queue_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_queue(user: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    user.principal.require(Role::Supervisor)?;
+    valid_id(&id)?;
+    user.db.delete_queue(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ----- templates and signatures -----
+
+/// The company's templates and signatures, and the caller's own.
+#[utoipa::path(get, path = "/templates", tag = "templates", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Template>)))]
+async fn list_templates(user: AuthUser) -> ApiResult<axum::Json<Vec<Template>>> {
+    Ok(axum::Json(
+        user.db.templates(user.principal.user_id()).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateInput {
+    /// `template` (default) or `signature`.
+    pub kind: Option<String>,
+    pub name: String,
+    pub body: String,
+    /// `true`: the company's (admins); otherwise the caller's own.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// Create a template or signature.
+#[utoipa::path(post, path = "/templates", tag = "templates", security(("bearer" = [])), request_body = TemplateInput,
+    responses((status = 201, body = Template), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_template(
+    user: AuthUser,
+    Json(req): Json<TemplateInput>,
+) -> ApiResult<(StatusCode, axum::Json<Template>)> {
+    let kind = req.kind.as_deref().unwrap_or("template");
+    if !["template", "signature"].contains(&kind) {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "kind must be template or signature",
+        ));
+    }
+    check_len("name", &req.name, 200)?;
+    check_len("body", &req.body, 10_000)?;
+    let owner = if req.shared {
+        user.principal.require(Role::Admin)?;
+        None
+    } else {
+        Some(user.principal.user_id())
+    };
+    let t = user
+        .db
+        .create_template(owner, kind, req.name.trim(), &req.body)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(t)))
+}
+
+/// Only the owner changes a personal template; admins change the company's.
+async fn may_edit(user: &AuthUser, id: &str) -> ApiResult<()> {
+    match user.db.template_owner(id).await? {
+        Some(owner) if owner == user.principal.user_id() => Ok(()),
+        // Another user's personal template: not even its existence is shown.
+        Some(_) => Err(ApiError::NotFound),
+        None => user.principal.require(Role::Admin),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePatch {
+    pub name: Option<String>,
+    pub body: Option<String>,
+}
+
+/// Change a template or signature.
+#[utoipa::path(patch, path = "/templates/{template_id}", tag = "templates", security(("bearer" = [])),
+    params(("template_id" = String, Path)), request_body = TemplatePatch,
+    responses((status = 200, body = Template), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn update_template(
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(req): Json<TemplatePatch>,
+) -> ApiResult<axum::Json<Template>> {
+    valid_id(&id)?;
+    may_edit(&user, &id).await?;
+    if let Some(n) = &req.name {
+        check_len("name", n, 200)?;
+    }
+    if let Some(b) = &req.body {
+        check_len("body", b, 10_000)?;
+    }
+    Ok(axum::Json(
+        user.db
+            .update_template(&id, req.name.as_deref(), req.body.as_deref())
+            .await?,
+    ))
+}
+
+/// Delete a template or signature.
+#[utoipa::path(delete, path = "/templates/{template_id}", tag = "templates", security(("bearer" = [])),
+    params(("template_id" = String, Path)),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_template(user: AuthUser, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    valid_id(&id)?;
+    may_edit(&user, &id).await?;
+    user.db.delete_template(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,242 @@
+//! Outbox workers: take due entries (with a lease), send them through the channel adapter,
+//! and record the outcome — sent, retry later (exponential backoff with jitter), or failed
+//! with the provider's reason — and the account's health (R-OPS-2).
+//!
+//! The message id is the idempotency key of every attempt, so a send interrupted between
+//! the provider's acceptance and our record of it (a crash, a SIGKILL) is sent again after
+//! the lease runs out and the provider drops the repeat.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use jobers_channels::{AccountConfig, Adapter, ErrorClass, OutboundAttachment, OutboundMessage};
+use jobers_channels::{SendError, PROVIDERS};
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+use super::Switch;
+use crate::store::{ChannelAccount, HealthReport, OutboxJob};
+
+/// The wait before attempt `attempts + 1`: base × 2^(attempts−1), capped, with ±20 % jitter.
+pub fn backoff_ms(base: i64, max: i64, attempts: i64) -> i64 {
+    let exp = base.saturating_mul(1i64 << (attempts - 1).clamp(0, 30));
+    let capped = exp.min(max).max(1);
+    let jitter = rand::thread_rng().gen_range(-(capped / 5)..=(capped / 5));
+    (capped + jitter).max(1)
+}
+
+fn account_config(a: &ChannelAccount) -> AccountConfig {
+    AccountConfig {
+        id: a.id.clone(),
+        kind: a.kind.clone(),
+        provider: a.provider.clone(),
+        address: a.address.clone(),
+        settings: a.settings.clone(),
+        secret: a.secret.clone(),
+    }
+}
+
+pub(super) async fn run(switch: Switch) {
+    let workers = switch.config().outbox_workers.max(1);
+    let slots = Arc::new(Semaphore::new(workers));
+    // Longer than any send can take (the adapter's timeout bounds it), with room to record it.
+    let lease_ms = (switch.config().send_timeout_secs as i64 * 2 + 2) * 1000;
+    loop {
+        // Wait for a free worker before taking entries, so nothing taken waits on us.
+        let free = slots.available_permits().max(1) as i64;
+        let jobs = match switch.db().claim_outbox(lease_ms, free).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox: claiming entries failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if jobs.is_empty() {
+            let wait = match switch.db().next_outbox_due().await {
+                Ok(Some(due)) => (due - crate::store::now_ms()).clamp(5, 1000),
+                _ => 1000,
+            };
+            tokio::select! {
+                _ = switch.outbox_notify().notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            }
+            continue;
+        }
+        for job in jobs {
+            let permit = slots.clone().acquire_owned().await.expect("never closed");
+            let switch = switch.clone();
+            tokio::spawn(async move {
+                if let Err(e) = process(&switch, &job).await {
+                    tracing::warn!(error = %e, outbox = %job.id, "outbox: recording an attempt failed");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
+    let tdb = switch.db().for_tenant(&job.tenant_id);
+    let account = tdb.channel_account(&job.channel_account_id).await?;
+    let message = tdb.thread_message(&job.message_id).await?;
+    let permanent = |reason: String| async {
+        let reason = reason;
+        let (_, events) = tdb.outbox_failed(job, &reason).await?;
+        switch.publish_events(&job.tenant_id, &events).await;
+        anyhow::Ok(())
+    };
+    let Some(adapter) = Adapter::for_account(
+        &account_config(&account),
+        Duration::from_secs(switch.config().send_timeout_secs),
+    ) else {
+        return permanent(format!(
+            "no adapter for provider {} (known: {})",
+            account.provider,
+            PROVIDERS.join(", ")
+        ))
+        .await;
+    };
+    let Some(to) = message.remote_address.clone() else {
+        return permanent("the message has no recipient address".into()).await;
+    };
+    let mut attachments = Vec::new();
+    for a in &message.attachments {
+        match switch.blobs().get(&job.tenant_id, &a.upload_id).await {
+            Ok(bytes) => attachments.push(OutboundAttachment {
+                file_name: a.file_name.clone(),
+                content_type: a.content_type.clone(),
+                data_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            }),
+            Err(e) => {
+                return permanent(format!("attachment {} is missing: {e}", a.file_name)).await
+            }
+        }
+    }
+    let outbound = OutboundMessage {
+        idempotency_key: message.id.clone(),
+        to,
+        subject: message.subject.clone(),
+        text: message.text.clone(),
+        attachments,
+        thread_ref: Some(format!("thread:{}", message.thread_id)),
+    };
+    let started = std::time::Instant::now();
+    let result = if account.enabled {
+        adapter.send(&account_config(&account), &outbound).await
+    } else {
+        Err(SendError::Retryable {
+            class: ErrorClass::NoOutbound,
+            message: "the channel account is switched off".into(),
+        })
+    };
+    metrics::histogram!("outbox_send_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(accepted) => {
+            let (_, events) = tdb
+                .outbox_sent(job, accepted.provider_message_id.as_deref())
+                .await?;
+            switch.publish_events(&job.tenant_id, &events).await;
+            tdb.note_outbound_success(&account.id).await?;
+            health(
+                switch,
+                &job.tenant_id,
+                &account.id,
+                HealthReport {
+                    health: "ok",
+                    class: None,
+                    error: None,
+                    next_retry_at: None,
+                },
+            )
+            .await;
+            metrics::counter!("outbox_sent_total").increment(1);
+        }
+        Err(SendError::Retryable { class, message }) => {
+            let cfg = switch.config();
+            if job.attempts >= cfg.outbox_max_attempts {
+                let reason = format!("{message} (gave up after {} attempts)", job.attempts);
+                let (_, events) = tdb.outbox_failed(job, &reason).await?;
+                switch.publish_events(&job.tenant_id, &events).await;
+            } else {
+                let next = crate::store::now_ms()
+                    + backoff_ms(
+                        cfg.outbox_backoff_ms,
+                        cfg.outbox_max_backoff_ms,
+                        job.attempts,
+                    );
+                tdb.outbox_retry(job, &message, next).await?;
+                health(
+                    switch,
+                    &job.tenant_id,
+                    &account.id,
+                    HealthReport {
+                        health: if class == ErrorClass::NoNetwork {
+                            "down"
+                        } else {
+                            "degraded"
+                        },
+                        class: Some(class.as_str()),
+                        error: Some(&message),
+                        next_retry_at: Some(next),
+                    },
+                )
+                .await;
+            }
+            metrics::counter!("outbox_retries_total").increment(1);
+        }
+        Err(SendError::Auth { message }) => {
+            let (_, events) = tdb.outbox_failed(job, &message).await?;
+            switch.publish_events(&job.tenant_id, &events).await;
+            health(
+                switch,
+                &job.tenant_id,
+                &account.id,
+                HealthReport {
+                    health: "needs_relogin",
+                    class: Some(ErrorClass::AuthFailure.as_str()),
+                    error: Some(&message),
+                    next_retry_at: None,
+                },
+            )
+            .await;
+        }
+        Err(SendError::Permanent { reason }) => {
+            let (_, events) = tdb.outbox_failed(job, &reason).await?;
+            switch.publish_events(&job.tenant_id, &events).await;
+        }
+    }
+    Ok(())
+}
+
+/// Records an account's health and announces a change.
+pub(crate) async fn health(switch: &Switch, tenant: &str, account: &str, report: HealthReport<'_>) {
+    match switch
+        .db()
+        .for_tenant(tenant)
+        .set_channel_health(account, &report)
+        .await
+    {
+        Ok(Some((_, events))) => switch.publish_events(tenant, &events).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, account, "recording channel health failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        for _ in 0..100 {
+            let first = backoff_ms(1000, 60_000, 1);
+            assert!((800..=1200).contains(&first), "{first}");
+            let third = backoff_ms(1000, 60_000, 3);
+            assert!((3200..=4800).contains(&third), "{third}");
+            let late = backoff_ms(1000, 60_000, 20);
+            assert!((48_000..=72_000).contains(&late), "{late}");
+        }
+    }
+}
