@@ -105,6 +105,7 @@ async fn serve(config: Config, demo_mode: bool) -> anyhow::Result<()> {
     let url = format!("http://{}", app.local_addr());
     if demo_mode {
         let logins = demo::seed(app.db(), app.auth()).await?;
+        demo::simulate(&app, &url).await?;
         demo::print_banner(&url, logins);
     }
     tracing::info!(%url, "listening");

@@ -83,3 +83,141 @@ pub fn print_banner(url: &str, logins: &[DemoLogin]) {
     println!("  Stop with Ctrl-C.");
     println!();
 }
+
+/// The demo's simulated applicants: an SMS line served by the webhook channel's simulator
+/// (in this process), a routing queue with the two recruiters, and a few applicants who
+/// have written. The simulated applicants report delivery, read replies and answer them.
+pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
+    use jobers_channels::webhook::{HubLink, InboundPayload, Sender, Simulator};
+    use std::time::Duration;
+
+    let tenant = app.db().tenant_by_slug(DEMO_TENANT).await?;
+    let tdb = app.db().for_tenant(&tenant.id);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = Simulator::start(listener, None).await;
+    let queue = match tdb.queues().await?.into_iter().next() {
+        Some(q) => q,
+        None => {
+            let mut members = Vec::new();
+            for email in ["olga@demo.jobers.local", "ivan@demo.jobers.local"] {
+                if let Ok(c) = tdb.credentials_by_email(email).await {
+                    members.push(crate::store::QueueMember {
+                        user_id: c.id,
+                        capacity: 5,
+                    });
+                }
+            }
+            tdb.save_queue(
+                None,
+                &crate::store::QueueInput {
+                    name: "Линейный персонал".into(),
+                    department_id: None,
+                    vacancy: None,
+                    strategy: "round_robin".into(),
+                    away_limit_s: Some(15 * 60),
+                    response_limit_s: Some(30 * 60),
+                    members,
+                },
+            )
+            .await?
+        }
+    };
+    let settings = serde_json::json!({ "url": sim.url() });
+    let account = match tdb
+        .channel_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.provider == "webhook" && a.name == "SMS (демо)")
+    {
+        Some(a) => {
+            tdb.update_channel_account(
+                &a.id,
+                &crate::store::ChannelAccountPatch {
+                    settings: Some(settings),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            tdb.create_channel_account(crate::store::NewChannelAccount {
+                kind: "sms",
+                provider: "webhook",
+                name: "SMS (демо)",
+                address: "+375290000000",
+                owner_user_id: None,
+                settings: &settings,
+                secret: Some(&secret),
+                queue_id: Some(&queue.id),
+                inbound_expected_within_s: None,
+            })
+            .await?
+        }
+    };
+    let secret = account.secret.clone().unwrap_or_default();
+    sim.link(HubLink {
+        base: url.to_string(),
+        account_id: account.id.clone(),
+        secret,
+        delivered_after: Duration::from_millis(800),
+        read_after: Duration::from_secs(3),
+        reply_after: Some(Duration::from_secs(6)),
+    });
+    let threads = tdb
+        .list_threads(
+            "",
+            &crate::store::ThreadFilter {
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await?;
+    if threads.is_empty() {
+        let applicants = [
+            (
+                "Мария Курьерова",
+                "+375291112233",
+                "Здравствуйте! Видела вакансию курьера, ещё актуально?",
+                "Курьер",
+            ),
+            (
+                "Дмитрий Складов",
+                "+79161234567",
+                "Добрый день, хочу на склад, график 2/2 есть?",
+                "Кладовщик",
+            ),
+            (
+                "Елена Продавцова",
+                "+375447654321",
+                "Можно прийти на собеседование завтра?",
+                "Продавец-консультант",
+            ),
+        ];
+        for (i, (name, phone, text, vacancy)) in applicants.into_iter().enumerate() {
+            app.switch()
+                .ingest(
+                    &account,
+                    InboundPayload {
+                        id: format!("demo-{i}"),
+                        from: Sender {
+                            name: Some(name.into()),
+                            phone: Some(phone.into()),
+                            ..Default::default()
+                        },
+                        text: text.into(),
+                        html: None,
+                        subject: None,
+                        refs: Vec::new(),
+                        vacancy: Some(vacancy.into()),
+                        attachments: Vec::new(),
+                        auto_submitted: false,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding demo threads: {e}"))?;
+        }
+    }
+    // The simulator lives as long as the process.
+    Ok(())
+}

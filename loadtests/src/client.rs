@@ -117,6 +117,14 @@ pub fn stamp_of(frame: &str) -> Option<u64> {
     digits[..end].parse().ok()
 }
 
+/// The send time stamped in a frame after `key` (e.g. `"text":"t=`), without parsing JSON.
+pub fn stamp_in(frame: &str, key: &str) -> Option<u64> {
+    let at = frame.find(key)? + key.len();
+    let digits = &frame[at..];
+    let end = digits.find(';')?;
+    digits[..end].parse().ok()
+}
+
 /// The `position` of an event frame, found without parsing the JSON.
 pub fn position_of(frame: &str) -> Option<i64> {
     let at = frame.find("\"position\":")? + 11;

@@ -109,6 +109,17 @@ pub enum Scenario {
         #[arg(long, default_value_t = 8)]
         secs: u64,
     },
+    /// Inbound messages through the signed webhook into recruiters' sockets.
+    Inbound {
+        #[arg(long, default_value_t = 20)]
+        recruiters: usize,
+        #[arg(long, default_value_t = 5_000)]
+        applicants: usize,
+        #[arg(long, default_value_t = 2_000)]
+        rate: u32,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
     /// Every scenario at a small size, checking correctness (for the test suite).
     Smoke,
 }

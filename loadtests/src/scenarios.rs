@@ -130,6 +130,12 @@ async fn one(env: &Env, s: Scenario) -> anyhow::Result<Report> {
             rate,
             secs,
         } => cluster(env, members, rate, secs).await,
+        Scenario::Inbound {
+            recruiters,
+            applicants,
+            rate,
+            secs,
+        } => inbound(env, recruiters, applicants, rate, secs).await,
         Scenario::Smoke => unreachable!(),
     }
 }
@@ -157,6 +163,15 @@ async fn smoke(env: &Env) -> anyhow::Result<bool> {
         check(r, &|r| {
             let mut p = expect(r, "gaps", 0.0);
             p.extend(expect(r, "duplicates", 0.0));
+            p
+        }),
+    ));
+    let r = inbound(env, 4, 50, 100, 3).await;
+    checks.push((
+        "inbound",
+        check(r, &|r| {
+            let mut p = expect(r, "lost deliveries", 0.0);
+            p.extend(expect(r, "refused or failed posts", 0.0));
             p
         }),
     ));
@@ -1173,5 +1188,186 @@ async fn cluster(env: &Env, members: usize, rate: u32, secs: u64) -> anyhow::Res
         "<= 2",
     );
     report.note("Both hub processes are pinned to the same CPU when --pin is given, so two nodes share one core.");
+    Ok(report)
+}
+
+/// Inbound messages through the signed webhook at `rate`/s from `applicants` senders;
+/// `recruiters` staff sockets receive every `thread.message`. Latency: the webhook POST
+/// leaving the generator → the event arriving at a recruiter's socket.
+async fn inbound(
+    env: &Env,
+    recruiters: usize,
+    applicants: usize,
+    rate: u32,
+    secs: u64,
+) -> anyhow::Result<Report> {
+    let mut report = Report::new(if env.database == "sqlite" {
+        "inbound-sqlite"
+    } else {
+        "inbound-postgres"
+    });
+    report.param("recruiters connected", recruiters);
+    report.param("applicants", applicants);
+    report.param("rate (messages/s)", rate);
+    report.param("secs", secs);
+    let (hub, seeded, db) = env.start(1, recruiters).await?;
+    let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.clone()), 2).await?;
+    let secret = "load-test-webhook-secret";
+    let account = sdb
+        .for_tenant(&seeded[0].id)
+        .create_channel_account(jobers::store::NewChannelAccount {
+            kind: "sms",
+            provider: "webhook",
+            name: "load",
+            address: "+70000000000",
+            owner_user_id: None,
+            settings: &json!({"url": "http://127.0.0.1:9/"}),
+            secret: Some(secret),
+            queue_id: None,
+            inbound_expected_within_s: None,
+        })
+        .await?;
+    sdb.close().await;
+    let socks: Vec<Ws> = connect_all(hub.addr, &tokens(&seeded, recruiters), 100, None)
+        .await?
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let (stop, stop_rx) = watch::channel(false);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for mut ws in socks {
+        let mut stop_rx = stop_rx.clone();
+        let delivered = delivered.clone();
+        readers.push(tokio::spawn(async move {
+            let mut h = histogram();
+            loop {
+                tokio::select! {
+                    m = ws.next() => match m {
+                        Some(Ok(Message::Text(t))) => {
+                            if t.contains("\"kind\":\"thread.message\"") {
+                                if let Some(sent) = client::stamp_in(&t, "\"text\":\"t=") {
+                                    let _ = h.record(now_nanos().saturating_sub(sent).max(1000));
+                                    delivered.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                    _ = stop_rx.changed() => break,
+                }
+            }
+            h
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let url = format!("http://{}/api/v1/hooks/{}/inbound", hub.addr, account.id);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
+    let meter = CpuMeter::start(&[hub.pid]);
+    let acks = Arc::new(std::sync::Mutex::new(histogram()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    // Many small senders, each at its share of the rate, so slow answers do not stall it.
+    let senders = (rate as usize / 10).clamp(1, 400);
+    let period = Duration::from_secs_f64(senders as f64 / rate as f64);
+    let mut tasks = Vec::new();
+    for s in 0..senders {
+        let (http, url, acks, errors, sent) = (
+            http.clone(),
+            url.clone(),
+            acks.clone(),
+            errors.clone(),
+            sent.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(period.mul_f64(s as f64 / senders as f64)).await;
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let started = Instant::now();
+            let mut n = 0u64;
+            let mut local = histogram();
+            let mut inflight = tokio::task::JoinSet::new();
+            while started.elapsed() < Duration::from_secs(secs) {
+                interval.tick().await;
+                n += 1;
+                let who = (s as u64 * 7919 + n) % applicants as u64;
+                let body = serde_json::to_vec(&json!({
+                    "id": format!("m{s}-{n}"),
+                    "from": {"phone": format!("+7916{who:07}")},
+                    "text": stamped_body(100),
+                }))
+                .expect("serialisable");
+                let (http, url) = (http.clone(), url.clone());
+                sent.fetch_add(1, Ordering::Relaxed);
+                inflight.spawn(async move {
+                    let t0 = Instant::now();
+                    let r = jobers_channels::webhook::post_signed(
+                        &http,
+                        &url,
+                        "load-test-webhook-secret",
+                        &body,
+                    )
+                    .await;
+                    (
+                        r.map(|r| r.status().is_success()).unwrap_or(false),
+                        t0.elapsed(),
+                    )
+                });
+                while let Some(Ok((ok, took))) = inflight.try_join_next() {
+                    if ok {
+                        let _ = local.record(took.as_nanos() as u64);
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            while let Some(Ok((ok, took))) = inflight.join_next().await {
+                if ok {
+                    let _ = local.record(took.as_nanos() as u64);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            acks.lock().unwrap().add(&local).ok();
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let sent = sent.load(Ordering::Relaxed);
+    let errors = errors.load(Ordering::Relaxed);
+    let expected = (sent - errors) * recruiters as u64;
+    let wait = Instant::now();
+    while delivered.load(Ordering::Relaxed) < expected && wait.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    finish(&mut report, &meter);
+    let _ = stop.send(true);
+    let mut lat = histogram();
+    for r in readers {
+        lat.add(&r.await?).ok();
+    }
+    let acks = acks.lock().unwrap().clone();
+    report.figure("messages sent", sent as f64, "messages", "");
+    report.figure(
+        "achieved rate",
+        sent as f64 / secs as f64,
+        "messages/s",
+        &format!(">= {}", (rate as f64 * 0.95).floor()),
+    );
+    report.figure("refused or failed posts", errors as f64, "posts", "<= 0");
+    report.figure(
+        "lost deliveries",
+        expected.saturating_sub(delivered.load(Ordering::Relaxed)) as f64,
+        "deliveries",
+        "<= 0",
+    );
+    report.figure("webhook→socket p50", ms(&lat, 0.5), "ms", "");
+    report.figure("webhook→socket p99", ms(&lat, 0.99), "ms", "<= 20");
+    report.figure("webhook answered (durable) p99", ms(&acks, 0.99), "ms", "");
+    hub.stop();
     Ok(report)
 }
