@@ -20,3 +20,5 @@ out=loadtests/reports
 "$load" --pin --out "$out" presence
 "$load" --pin --out "$out" resume
 "$load" --pin --out "$out" --cluster-database "$JOBERS_TEST_DATABASE_URL" --redis "$JOBERS_TEST_REDIS_URL" cluster
+"$load" --pin --out "$out" inbound
+"$load" --pin --out "$out" --database "$JOBERS_TEST_DATABASE_URL" inbound

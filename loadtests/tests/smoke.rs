@@ -29,7 +29,7 @@ fn every_load_scenario_works_at_test_size() {
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
     let _ = std::fs::remove_dir_all(&out);
     assert!(output.status.success(), "smoke failed:\n{stdout}");
-    assert!(stdout.contains("7 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("8 passed, 0 failed"), "{stdout}");
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
