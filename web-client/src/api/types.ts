@@ -130,6 +130,129 @@ export interface ContactMerge {
   reason: string;
   at: string;
   actor_user_id?: string | null;
+  undone_at?: string | null;
+}
+
+// --- Applicant threads, channels, routing (docs/api.md "Applicant threads") --------------
+
+export type ChannelKind = 'sms' | 'email' | 'board' | 'chat';
+export type ThreadState = 'open' | 'pending' | 'closed';
+export type DeliveryState = 'queued' | 'sent' | 'delivered' | 'read' | 'failed';
+
+export interface Thread {
+  id: string;
+  contact_id: string;
+  contact_name: string | null;
+  state: ThreadState;
+  assignee_id: string | null;
+  queue_id: string | null;
+  vacancy: string | null;
+  subject: string | null;
+  preview: string | null;
+  unread: number;
+  last_channel_account_id: string | null;
+  last_channel_kind: ChannelKind | string | null;
+  last_message_at: string;
+  last_inbound_at: string | null;
+  awaiting_reply_since: string | null;
+  waiting_since: string | null;
+  assigned_at: string | null;
+  first_inbound_at: string | null;
+  first_response_at: string | null;
+  resolved_at: string | null;
+  reroute_reason: string | null;
+  rerouted_from: string | null;
+  rerouted_at: string | null;
+  merged_into: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ThreadMessage {
+  id: string;
+  thread_id: string;
+  direction: 'in' | 'out' | 'note' | 'system';
+  channel_account_id: string | null;
+  channel_kind: ChannelKind | string | null;
+  author_user_id: string | null;
+  remote_address: string | null;
+  subject: string | null;
+  text: string;
+  html: string | null;
+  attachments: Attachment[];
+  mentions: string[];
+  external_id: string | null;
+  client_message_id: string | null;
+  delivery_state: DeliveryState | null;
+  failure_reason: string | null;
+  auto_submitted: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ThreadMention {
+  thread_id: string;
+  message_id: string;
+  by: string;
+  text: string;
+}
+
+export type Health = 'ok' | 'degraded' | 'needs_relogin' | 'down';
+
+export interface ChannelAccount {
+  id: string;
+  kind: ChannelKind | string;
+  provider: string;
+  name: string;
+  address: string;
+  owner_user_id: string | null;
+  settings: Record<string, unknown>;
+  queue_id: string | null;
+  enabled: boolean;
+  health: Health | string;
+  health_class: string | null;
+  last_error: string | null;
+  health_since: string | null;
+  next_retry_at: string | null;
+  last_inbound_at: string | null;
+  last_outbound_at: string | null;
+  inbound_expected_within_s: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AccountWithSecret {
+  account: ChannelAccount;
+  secret: string;
+}
+
+export type Strategy = 'manual' | 'round_robin' | 'least_busy';
+
+export interface QueueMember {
+  user_id: string;
+  capacity: number;
+}
+
+export interface Queue {
+  id: string;
+  name: string;
+  department_id: string | null;
+  vacancy: string | null;
+  strategy: Strategy | string;
+  away_limit_s: number | null;
+  response_limit_s: number | null;
+  members: QueueMember[];
+  created_at: string;
+}
+
+export interface Template {
+  id: string;
+  kind: 'template' | 'signature' | string;
+  name: string;
+  body: string;
+  owner_user_id: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 // --- WebSocket frames -------------------------------------------------------------------
@@ -143,7 +266,15 @@ export type EventKind =
   | 'room.message_edited'
   | 'room.message_deleted'
   | 'room.read'
-  | 'mention';
+  | 'mention'
+  | 'thread.message'
+  | 'thread.updated'
+  | 'thread.message_updated'
+  | 'thread.mention'
+  | 'channel.health'
+  | 'contact.updated'
+  | 'contact.merged'
+  | 'contact.merge_undone';
 
 export interface ReadMark {
   room_id: string;
@@ -165,6 +296,10 @@ export type RealtimeEvent =
   | { type: 'event'; position: number; kind: 'room.message' | 'room.message_edited' | 'room.message_deleted'; data: Message }
   | { type: 'event'; position: number; kind: 'room.read'; data: ReadMark }
   | { type: 'event'; position: number; kind: 'mention'; data: MentionData }
+  | { type: 'event'; position: number; kind: 'thread.message' | 'thread.message_updated'; data: ThreadMessage }
+  | { type: 'event'; position: number; kind: 'thread.updated'; data: Thread }
+  | { type: 'event'; position: number; kind: 'thread.mention'; data: ThreadMention }
+  | { type: 'event'; position: number; kind: 'channel.health'; data: ChannelAccount }
   | { type: 'event'; position: number; kind: string; data: unknown };
 
 export type ServerFrame =

@@ -3,16 +3,60 @@
 // connect) or after a `resync`, events keep it current, unacknowledged sends are repeated
 // with their client message id after every reconnect.
 import type { ApiClient } from '../api/http';
-import type { DirectoryEntry, Me, Message, Room, SendResult, ServerFrame, Upload } from '../api/types';
+import type {
+  ChannelAccount,
+  DirectoryEntry,
+  Me,
+  Message,
+  Queue,
+  Room,
+  SendResult,
+  ServerFrame,
+  Template,
+  Thread,
+  ThreadMessage,
+  Upload,
+} from '../api/types';
 import { RealtimeClient, RealtimeError } from '../realtime/socket';
 import type { ConnectionState } from '../realtime/socket';
 import { chatReducer, initialChatState } from '../state/chat';
 import type { ChatAction, ChatState, PendingSend } from '../state/chat';
+import { inboxReducer, initialInboxState, noticesFor } from '../state/inbox';
+import type { InboxAction, InboxFilter, InboxState, Notice, PendingReply } from '../state/inbox';
 import { newClientMessageId } from './ids';
 import { createStore, valueStore } from './store';
 import type { Store } from './store';
 
 export const HISTORY_PAGE = 50;
+export const THREAD_PAGE = 50;
+export const TIMELINE_PAGE = 50;
+
+/** Reply failures that repeating the same request cannot fix (the user must change something). */
+const FINAL_REPLY_ERRORS = new Set([
+  'no_channel',
+  'unknown_channel_account',
+  'channel_disabled',
+  'no_address',
+  'unknown_template',
+  'invalid_text',
+  'unknown_upload',
+  'not_your_sender',
+  'thread_merged',
+  'forbidden',
+  'not_found',
+  'validation_failed',
+]);
+
+export interface ReplyInput {
+  text: string;
+  template_id?: string | null;
+  channel_account_id?: string | null;
+  /** 'auto', 'none' or the edited text. */
+  signature?: string;
+  subject?: string | null;
+  files?: File[];
+  channel_kind?: string | null;
+}
 /** Least time between two `typing` frames for one room. */
 const TYPING_EVERY_MS = 3000;
 /** Least time between two `activity` frames. */
@@ -35,7 +79,14 @@ export class Workspace {
   readonly chat: Store<ChatState, ChatAction>;
   readonly connection = valueStore<ConnectionState>('idle');
   readonly directory = valueStore<DirectoryEntry[]>([]);
+  readonly inbox: Store<InboxState, InboxAction>;
+  readonly queues = valueStore<Queue[]>([]);
+  readonly templates = valueStore<Template[]>([]);
+  /** Called for a thread newly assigned to the user or a mention in a note (notifications). */
+  onNotice: ((n: Notice) => void) | null = null;
   readonly rt: RealtimeClient;
+  private threadReadSent = new Map<string, string>();
+  private inboxLoading: Promise<void> | null = null;
   private typingSent = new Map<string, number>();
   private activitySent = 0;
   private readSent = new Map<string, string>();
@@ -49,6 +100,7 @@ export class Workspace {
     wsUrl = defaultWsUrl(),
   ) {
     this.chat = createStore<ChatState, ChatAction>(chatReducer, initialChatState(me.user.id));
+    this.inbox = createStore<InboxState, InboxAction>(inboxReducer, initialInboxState(me.user.id));
     this.rt = new RealtimeClient({
       url: wsUrl,
       token: () => api.accessToken,
@@ -72,12 +124,227 @@ export class Workspace {
 
   private onFrame(frame: ServerFrame) {
     const firstConnect = this.chat.getState().position === null;
+    const notices = noticesFor(this.inbox.getState(), frame, this.me.user.id);
     this.chat.dispatch({ type: 'frame', frame, now: Date.now() });
-    if (frame.type === 'welcome' && firstConnect) this.reloadLogged();
+    this.inbox.dispatch({ type: 'frame', frame });
+    if (frame.type === 'welcome' && firstConnect) {
+      this.reloadLogged();
+      this.reloadInboxLogged();
+    }
     if (frame.type === 'live') {
       if (this.chat.getState().stale) this.reloadLogged();
+      if (this.inbox.getState().stale) this.reloadInboxLogged();
       this.flushOutbox();
     }
+    if (frame.type === 'event') this.afterThreadEvent(frame.kind, frame.data);
+    for (const n of notices) this.onNotice?.(n);
+  }
+
+  private afterThreadEvent(kind: string, data: unknown) {
+    const s = this.inbox.getState();
+    const open = s.openThreadId;
+    if (!open) return;
+    if (kind === 'thread.message') {
+      const m = data as ThreadMessage;
+      if (m.thread_id === open && m.direction === 'in') this.markThreadRead(open, m.id);
+    }
+    // The open thread was merged into another: load the surviving thread and its timeline.
+    if (kind === 'thread.updated' && (data as Thread).merged_into && !s.timelines[open]) {
+      void this.loadThread(open).catch(() => undefined);
+      void this.loadTimeline(open, true).catch(() => undefined);
+    }
+  }
+
+  // --- the inbox -----------------------------------------------------------------------
+
+  private reloadInboxLogged() {
+    this.reloadInbox().catch((e) => console.warn('loading the inbox failed', e));
+  }
+
+  /** Loads the list's first page, the open thread and its timeline, and the channel accounts. */
+  reloadInbox(): Promise<void> {
+    if (this.inboxLoading) return this.inboxLoading;
+    this.inboxLoading = (async () => {
+      try {
+        const open = this.inbox.getState().openThreadId;
+        await Promise.all([
+          this.loadThreads(false),
+          this.loadChannels(),
+          open ? this.loadThread(open).then(() => this.loadTimeline(open, true)) : null,
+        ]);
+      } finally {
+        this.inboxLoading = null;
+      }
+    })();
+    return this.inboxLoading;
+  }
+
+  setInboxFilter(filter: InboxFilter) {
+    this.inbox.dispatch({ type: 'filter_set', filter });
+    return this.loadThreads(false);
+  }
+
+  /** The first page (`more` false) or the next one, for the current filter. */
+  async loadThreads(more: boolean) {
+    const s = this.inbox.getState();
+    const f = s.filter;
+    const p = new URLSearchParams({ scope: f.scope, limit: String(THREAD_PAGE) });
+    if (f.state) p.set('state', f.state);
+    if (f.channel) p.set('channel', f.channel);
+    if (f.queue_id) p.set('queue_id', f.queue_id);
+    if (f.vacancy.trim()) p.set('vacancy', f.vacancy.trim());
+    if (f.q.trim()) p.set('q', f.q.trim());
+    const last = more ? s.threads[s.order[s.order.length - 1]] : undefined;
+    if (last) {
+      p.set('before_time', last.last_message_at);
+      p.set('before_id', last.id);
+    }
+    const page = await this.api.get<Thread[]>(`/threads?${p}`);
+    // The filter changed while the page loaded: the page is of no use.
+    if (this.inbox.getState().filter !== f) return;
+    this.inbox.dispatch({ type: 'threads_loaded', page, limit: THREAD_PAGE, replace: !more });
+  }
+
+  async loadThread(id: string): Promise<Thread> {
+    const thread = await this.api.get<Thread>(`/threads/${id}`);
+    this.inbox.dispatch({ type: 'thread_loaded', thread });
+    return thread;
+  }
+
+  async loadTimeline(threadId: string, replace: boolean) {
+    const tl = this.inbox.getState().timelines[threadId];
+    const oldest = !replace && tl?.loaded ? tl.items[0]?.id : undefined;
+    const qs = `limit=${TIMELINE_PAGE}${oldest ? `&before=${oldest}` : ''}`;
+    const page = await this.api.get<ThreadMessage[]>(`/threads/${threadId}/messages?${qs}`);
+    this.inbox.dispatch({ type: 'timeline_loaded', threadId, page, limit: TIMELINE_PAGE, replace });
+  }
+
+  async loadChannels(): Promise<ChannelAccount[]> {
+    const accounts = await this.api.get<ChannelAccount[]>('/channel-accounts');
+    this.inbox.dispatch({ type: 'channels_loaded', accounts });
+    return accounts;
+  }
+
+  async loadQueues(): Promise<Queue[]> {
+    const list = await this.api.get<Queue[]>('/queues');
+    this.queues.set(list);
+    return list;
+  }
+
+  async loadTemplates(): Promise<Template[]> {
+    const list = await this.api.get<Template[]>('/templates');
+    this.templates.set(list);
+    return list;
+  }
+
+  openThread(id: string | null) {
+    this.inbox.dispatch({ type: 'open_thread', threadId: id });
+    if (!id) return;
+    const s = this.inbox.getState();
+    const load = s.threads[id] ? Promise.resolve() : this.loadThread(id).then(() => undefined);
+    void load.catch(() => undefined);
+    if (!s.timelines[id]?.loaded) void this.loadTimeline(id, true).catch(() => undefined);
+    this.markThreadRead(id, `open:${Date.now()}`);
+  }
+
+  /** `POST /threads/{id}/read`, once per newest inbound message seen. */
+  markThreadRead(id: string, marker: string) {
+    if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+    if (this.threadReadSent.get(id) === marker) return;
+    this.threadReadSent.set(id, marker);
+    this.api.post<Thread>(`/threads/${id}/read`).then(
+      (thread) => this.inbox.dispatch({ type: 'thread_loaded', thread }),
+      () => this.threadReadSent.delete(id),
+    );
+  }
+
+  async reply(threadId: string, input: ReplyInput) {
+    const uploads = await Promise.all((input.files ?? []).map((f) => this.api.upload<Upload>(f.name, f)));
+    const client_message_id = newClientMessageId();
+    const body: Record<string, unknown> = { client_message_id };
+    if (input.template_id) body.template_id = input.template_id;
+    else body.text = input.text;
+    if (input.channel_account_id) body.channel_account_id = input.channel_account_id;
+    if (input.signature !== undefined) body.signature = input.signature;
+    if (input.subject) body.subject = input.subject;
+    if (uploads.length) body.attachments = uploads.map((u) => u.id);
+    const reply: PendingReply = {
+      client_message_id,
+      thread_id: threadId,
+      kind: 'reply',
+      text: input.text,
+      body,
+      channel_kind: input.channel_kind ?? null,
+      state: 'sending',
+      created_at: new Date().toISOString(),
+    };
+    this.inbox.dispatch({ type: 'reply_queued', reply });
+    await this.transmitReply(reply);
+  }
+
+  async note(threadId: string, text: string, mentions: string[]) {
+    const client_message_id = newClientMessageId();
+    const reply: PendingReply = {
+      client_message_id,
+      thread_id: threadId,
+      kind: 'note',
+      text,
+      body: { text, mentions, client_message_id },
+      channel_kind: null,
+      state: 'sending',
+      created_at: new Date().toISOString(),
+    };
+    this.inbox.dispatch({ type: 'reply_queued', reply });
+    await this.transmitReply(reply);
+  }
+
+  retryReply(clientMessageId: string) {
+    const p = this.inbox.getState().pending[clientMessageId];
+    if (!p) return;
+    this.inbox.dispatch({ type: 'reply_retry', clientMessageId });
+    void this.transmitReply(p);
+  }
+
+  /** Sends (or repeats, with the same client message id) a reply or note over REST. */
+  private async transmitReply(p: PendingReply) {
+    const path = `/threads/${p.thread_id}/${p.kind === 'note' ? 'notes' : 'messages'}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const message = await this.api.post<ThreadMessage>(path, p.body);
+        this.inbox.dispatch({ type: 'message_stored', message });
+        return;
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? 'network';
+        // Network trouble and server errors are repeated a few times (the id makes it safe).
+        if (!FINAL_REPLY_ERRORS.has(code) && code !== 'session_expired' && attempt < 3) {
+          await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+          continue;
+        }
+        this.inbox.dispatch({ type: 'reply_failed', clientMessageId: p.client_message_id, error: code });
+        return;
+      }
+    }
+  }
+
+  /** Sends a failed reply again through the outbox (`…/retry`). */
+  async retryDelivery(threadId: string, messageId: string) {
+    const message = await this.api.post<ThreadMessage>(`/threads/${threadId}/messages/${messageId}/retry`);
+    this.inbox.dispatch({ type: 'message_stored', message });
+  }
+
+  async assign(threadId: string, userId: string | null) {
+    const thread = await this.api.post<Thread>(`/threads/${threadId}/assign`, { user_id: userId });
+    this.inbox.dispatch({ type: 'thread_loaded', thread });
+  }
+
+  async setThreadState(threadId: string, state: 'open' | 'pending' | 'closed') {
+    const thread = await this.api.post<Thread>(`/threads/${threadId}/state`, { state });
+    this.inbox.dispatch({ type: 'thread_loaded', thread });
+  }
+
+  async moveToQueue(threadId: string, queueId: string) {
+    const thread = await this.api.post<Thread>(`/threads/${threadId}/queue`, { queue_id: queueId });
+    this.inbox.dispatch({ type: 'thread_loaded', thread });
   }
 
   private reloadLogged() {

@@ -3,20 +3,24 @@ import { useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { Department, Role, Session, User } from '../api/types';
 import type { Workspace } from '../app/workspace';
+import { AdminChannels } from './AdminChannels';
+import { AdminQueues } from './AdminQueues';
 import { describeError } from './Login';
+import { Templates } from './Templates';
 import { useI18n } from './i18n';
 
 const ROLES: Role[] = ['recruiter', 'supervisor', 'admin'];
+const TABS = ['users', 'departments', 'channels', 'queues', 'templates', 'sessions'] as const;
 
 export function Admin({ ws }: { ws: Workspace }) {
   const { t } = useI18n();
-  const [tab, setTab] = useState<'users' | 'departments' | 'sessions'>('users');
+  const [tab, setTab] = useState<(typeof TABS)[number]>('users');
   return (
     <section className="admin" aria-labelledby="admin-title">
       <h1 id="admin-title">{t('admin.title')}</h1>
       <div role="tablist" className="tabs">
-        {(['users', 'departments', 'sessions'] as const).map((k) => (
-          <button key={k} role="tab" aria-selected={tab === k} onClick={() => setTab(k)}>
+        {TABS.map((k) => (
+          <button key={k} role="tab" aria-selected={tab === k} onClick={() => setTab(k)} data-testid={`admin-tab-${k}`}>
             {t(`admin.${k}`)}
           </button>
         ))}
@@ -24,6 +28,9 @@ export function Admin({ ws }: { ws: Workspace }) {
       {tab === 'users' && <Users ws={ws} />}
       {tab === 'departments' && <Departments ws={ws} />}
       {tab === 'sessions' && <Sessions ws={ws} />}
+      {tab === 'channels' && <AdminChannels ws={ws} />}
+      {tab === 'queues' && <AdminQueues ws={ws} />}
+      {tab === 'templates' && <Templates ws={ws} company />}
     </section>
   );
 }
