@@ -89,6 +89,8 @@ pub struct SwitchConfig {
     pub max_attachment_bytes: usize,
     /// Largest inbound text or HTML body (characters); the rest is cut.
     pub max_inbound_chars: usize,
+    /// How often delivery is asked of providers that only answer when asked (SMS.ru).
+    pub status_poll_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -148,6 +150,10 @@ pub struct AuthConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
+    /// The URL providers reach this hub at (webhook signatures are checked against it, and
+    /// delivery-report URLs are built from it), e.g. `https://jobers.example.com`. Empty:
+    /// `http://` and the address the server is bound to.
+    pub public_url: Option<String>,
     /// Largest accepted request body for JSON endpoints.
     pub max_body_bytes: usize,
     /// Largest file accepted by the upload endpoint.
@@ -211,6 +217,7 @@ impl Default for Config {
                 send_timeout_secs: 15,
                 max_attachment_bytes: 10 * 1024 * 1024,
                 max_inbound_chars: 100_000,
+                status_poll_secs: 30,
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,
@@ -218,6 +225,7 @@ impl Default for Config {
                 cors_allowed_origins: Vec::new(),
                 request_timeout_secs: 30,
                 web_root: None,
+                public_url: None,
                 secure_cookies: false,
                 trust_forwarded_for: false,
             },

@@ -60,12 +60,14 @@ impl App {
             .context("starting the hub")?;
         let auth = AuthService::new(db.clone(), hub.clone(), &secret, config.auth.clone())?;
         let blobs = Blobs::local(config.data_dir.join("blobs"));
+        let public_url = public_url(&config, &listener);
         let switch = switch::Switch::start(
             db.clone(),
             hub.clone(),
             blobs.clone(),
             config.switch.clone(),
             switch::Clock::default(),
+            public_url,
         );
         let state = AppState {
             switch,
@@ -131,6 +133,22 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Where providers reach this hub: the configured URL, else the bound address.
+fn public_url(config: &Config, listener: &TcpListener) -> String {
+    if let Some(url) = config.http.public_url.as_deref().filter(|u| !u.is_empty()) {
+        return url.trim_end_matches('/').to_string();
+    }
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let ip = if addr.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        addr.ip()
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// The configured signing key, or one generated once and kept in the data directory.

@@ -6,6 +6,7 @@
 //! simulator of its provider (used by the demo and the tests).
 
 pub mod signing;
+pub mod sms;
 pub mod webhook;
 
 use std::time::Duration;
@@ -46,6 +47,9 @@ pub struct OutboundMessage {
     pub attachments: Vec<OutboundAttachment>,
     /// What ties the answer to the thread (board negotiation id, reply token).
     pub thread_ref: Option<String>,
+    /// Where the provider reports delivery of this message (providers that take a URL
+    /// per message: Kannel's dlr-url, Twilio's StatusCallback).
+    pub status_callback: Option<String>,
 }
 
 /// The provider took the message.
@@ -94,6 +98,9 @@ pub enum SendError {
 #[derive(Debug, Clone)]
 pub enum Adapter {
     Webhook(webhook::WebhookAdapter),
+    Kannel(sms::kannel::KannelAdapter),
+    Twilio(sms::twilio::TwilioAdapter),
+    SmsRu(sms::smsru::SmsRuAdapter),
 }
 
 impl Adapter {
@@ -101,6 +108,9 @@ impl Adapter {
     pub fn for_account(account: &AccountConfig, timeout: Duration) -> Option<Adapter> {
         match account.provider.as_str() {
             "webhook" => Some(Adapter::Webhook(webhook::WebhookAdapter::new(timeout))),
+            "kannel" => Some(Adapter::Kannel(sms::kannel::KannelAdapter::new(timeout))),
+            "twilio" => Some(Adapter::Twilio(sms::twilio::TwilioAdapter::new(timeout))),
+            "smsru" => Some(Adapter::SmsRu(sms::smsru::SmsRuAdapter::new(timeout))),
             _ => None,
         }
     }
@@ -112,12 +122,28 @@ impl Adapter {
     ) -> Result<Accepted, SendError> {
         match self {
             Adapter::Webhook(a) => a.send(account, message).await,
+            Adapter::Kannel(a) => a.send(account, message).await,
+            Adapter::Twilio(a) => {
+                a.send(account, message, message.status_callback.as_deref())
+                    .await
+            }
+            Adapter::SmsRu(a) => a.send(account, message).await,
         }
     }
 }
 
 /// The providers an account may name.
-pub const PROVIDERS: &[&str] = &["webhook"];
+pub const PROVIDERS: &[&str] = &["webhook", "kannel", "twilio", "smsru"];
+
+/// An HTTP client for provider calls: every call has a timeout, redirects are not followed.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client")
+}
 
 /// Classifies an HTTP status of a provider's answer.
 pub fn classify_status(status: u16, body: &str) -> SendError {

@@ -10,7 +10,14 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobers/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 command -v cargo >/dev/null || { echo "cargo is required (Rust stable, https://rustup.rs)" >&2; exit 1; }
-apt_install build-essential pkg-config python3
+apt_install build-essential pkg-config python3 kannel
+# Twilio's own library computes the webhook signatures the SMS tests send.
+if ! python3 -c "import twilio" 2>/dev/null; then
+  log "installing the twilio Python library (for signature tests)"
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 -m pip install --quiet twilio==9.13.0 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages twilio==9.13.0
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "installing cargo-nextest"
   cargo install --locked cargo-nextest

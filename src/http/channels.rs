@@ -37,6 +37,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(update_template, delete_template))
         .routes(routes!(hook_inbound).layer(DefaultBodyLimit::max(HOOK_BODY_LIMIT)))
         .routes(routes!(hook_status))
+        .routes(routes!(kannel_inbound))
+        .routes(routes!(kannel_dlr))
+        .routes(routes!(twilio_inbound))
+        .routes(routes!(twilio_status))
 }
 
 fn valid_id(id: &str) -> ApiResult<()> {
@@ -96,6 +100,45 @@ pub struct CreateAccount {
     pub queue_id: Option<String>,
     /// Health turns `degraded` / `no_inbound` when nothing arrives for this long.
     pub inbound_expected_within_s: Option<i64>,
+    /// The provider credential: the Kannel sendsms password, the Twilio auth token, the
+    /// SMS.ru api_id. For `webhook` accounts a signing secret is generated instead.
+    pub secret: Option<String>,
+}
+
+/// Checks the settings a provider needs.
+fn check_provider_settings(
+    provider: &str,
+    settings: &serde_json::Value,
+    secret: Option<&str>,
+) -> ApiResult<()> {
+    let need = |keys: &[&str]| -> ApiResult<()> {
+        for k in keys {
+            if settings
+                .get(*k)
+                .and_then(|v| v.as_str())
+                .is_none_or(|v| v.trim().is_empty())
+            {
+                return Err(ApiError::unprocessable(
+                    "invalid_settings",
+                    format!("provider {provider} needs settings.{k}"),
+                ));
+            }
+        }
+        Ok(())
+    };
+    match provider {
+        "webhook" => need(&["url"])?,
+        "kannel" => need(&["sendsms_url", "username"])?,
+        "twilio" => need(&["account_sid"])?,
+        _ => {}
+    }
+    if provider != "webhook" && secret.is_none_or(|s| s.trim().is_empty()) {
+        return Err(ApiError::unprocessable(
+            "invalid_settings",
+            format!("provider {provider} needs its credential in secret"),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -145,7 +188,12 @@ async fn create_account(
             .await
             .map_err(|_| ApiError::unprocessable("unknown_user", "no such user"))?;
     }
-    let secret = new_secret();
+    check_provider_settings(&req.provider, &settings, req.secret.as_deref())?;
+    let secret = if req.provider == "webhook" {
+        new_secret()
+    } else {
+        req.secret.clone().unwrap_or_default()
+    };
     let account = user
         .db
         .create_channel_account(NewChannelAccount {
@@ -228,6 +276,13 @@ async fn rotate_secret(
 ) -> ApiResult<axum::Json<AccountWithSecret>> {
     user.principal.require(Role::Admin)?;
     valid_id(&id)?;
+    let current = user.db.channel_account(&id).await?;
+    if current.provider != "webhook" {
+        return Err(ApiError::unprocessable(
+            "invalid_settings",
+            "only webhook accounts have a generated secret; change the provider credential with PATCH",
+        ));
+    }
     let secret = new_secret();
     let account = user.db.set_channel_secret(&id, &secret).await?;
     user.db
@@ -361,6 +416,268 @@ async fn hook_status(
             .switch
             .publish_events(&account.tenant_id, &events)
             .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Finds an account of `provider` for a provider's callback (404 when unknown, so the
+/// caller learns nothing more than with a bad token).
+async fn provider_account(state: &AppState, id: &str, provider: &str) -> ApiResult<ChannelAccount> {
+    let refuse = || ApiError::unauthorized("bad_signature", "unknown account or bad signature");
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(refuse());
+    }
+    match state.db.channel_account_any_tenant(id).await {
+        Ok(a) if a.provider == provider && a.secret.is_some() => Ok(a),
+        Ok(_) | Err(StoreError::NotFound) => Err(refuse()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KannelInbound {
+    /// The account's hook token (docs/channels.md).
+    pub token: String,
+    /// `%p`: the sender.
+    pub from: String,
+    /// `%a`: the text.
+    pub text: Option<String>,
+    /// `%I`: Kannel's message id.
+    pub id: String,
+}
+
+/// Kannel `sms-service` get-url: an SMS from an applicant. Answered after it is stored
+/// (empty body: Kannel sends no reply SMS with `max-messages = 0`).
+#[utoipa::path(get, path = "/hooks/{account_id}/kannel/inbound", tag = "hooks",
+    params(("account_id" = String, Path), KannelInbound),
+    responses((status = 200), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn kannel_inbound(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    super::extract::Query(q): super::extract::Query<KannelInbound>,
+) -> ApiResult<StatusCode> {
+    let account = provider_account(&state, &id, "kannel").await?;
+    if !jobers_channels::sms::kannel::token_matches(
+        account.secret.as_deref().unwrap_or(""),
+        &account.id,
+        &q.token,
+    ) {
+        return Err(ApiError::unauthorized(
+            "bad_signature",
+            "unknown account or bad signature",
+        ));
+    }
+    let payload = InboundPayload {
+        id: q.id,
+        from: jobers_channels::webhook::Sender {
+            phone: Some(q.from),
+            ..Default::default()
+        },
+        text: q.text.unwrap_or_default(),
+        html: None,
+        subject: None,
+        refs: Vec::new(),
+        vacancy: None,
+        attachments: Vec::new(),
+        auto_submitted: false,
+    };
+    state.switch.ingest(&account, payload).await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KannelDlr {
+    pub token: String,
+    /// Jobers' message id (put into the dlr-url when sending).
+    pub msg: String,
+    /// `%d`: 1 delivered, 2 failed, 8 accepted by the SMS centre, 16 rejected.
+    #[serde(rename = "type")]
+    pub dlr_type: i64,
+}
+
+/// Kannel delivery report (dlr-url).
+#[utoipa::path(get, path = "/hooks/{account_id}/kannel/dlr", tag = "hooks",
+    params(("account_id" = String, Path), KannelDlr),
+    responses((status = 200), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn kannel_dlr(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    super::extract::Query(q): super::extract::Query<KannelDlr>,
+) -> ApiResult<StatusCode> {
+    let account = provider_account(&state, &id, "kannel").await?;
+    if !jobers_channels::sms::kannel::token_matches(
+        account.secret.as_deref().unwrap_or(""),
+        &account.id,
+        &q.token,
+    ) {
+        return Err(ApiError::unauthorized(
+            "bad_signature",
+            "unknown account or bad signature",
+        ));
+    }
+    if let Some((s, reason)) = jobers_channels::sms::kannel::delivery_state(q.dlr_type) {
+        report_delivery(&state, &account, Some(&q.msg), None, s, reason).await?;
+    }
+    Ok(StatusCode::OK)
+}
+
+async fn report_delivery(
+    state: &AppState,
+    account: &ChannelAccount,
+    message_id: Option<&str>,
+    provider_id: Option<&str>,
+    delivery: &str,
+    reason: Option<&str>,
+) -> ApiResult<()> {
+    let tdb = state.db.for_tenant(&account.tenant_id);
+    if let Some((_, events)) = tdb
+        .delivery_report(&account.id, message_id, provider_id, delivery, reason)
+        .await?
+    {
+        state
+            .switch
+            .publish_events(&account.tenant_id, &events)
+            .await;
+    }
+    Ok(())
+}
+
+/// Checks `X-Twilio-Signature` over the public URL Twilio called and every form field.
+fn twilio_verified(
+    state: &AppState,
+    account: &ChannelAccount,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Vec<(String, String)>> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let url = format!(
+        "{}{}",
+        state.switch.public_url(),
+        uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+    );
+    let given = headers
+        .get(jobers_channels::sms::twilio::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let ok = given.is_some_and(|g| {
+        jobers_channels::sms::twilio::verify(
+            account.secret.as_deref().unwrap_or(""),
+            &url,
+            &params,
+            g,
+        )
+    });
+    if !ok {
+        metrics::counter!("webhook_rejected_total").increment(1);
+        return Err(ApiError::unauthorized(
+            "bad_signature",
+            "missing or wrong X-Twilio-Signature",
+        ));
+    }
+    Ok(params)
+}
+
+fn field<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Twilio-compatible inbound SMS webhook (form post signed with `X-Twilio-Signature`).
+/// Answers an empty TwiML response after the message is stored.
+#[utoipa::path(post, path = "/hooks/{account_id}/twilio", tag = "hooks",
+    params(("account_id" = String, Path)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, content_type = "text/xml"), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn twilio_inbound(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], &'static str)> {
+    let account = provider_account(&state, &id, "twilio").await?;
+    let params = twilio_verified(&state, &account, &uri, &headers, &body)?;
+    let (Some(sid), Some(from)) = (field(&params, "MessageSid"), field(&params, "From")) else {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "MessageSid and From are required",
+        ));
+    };
+    let mut text = field(&params, "Body").unwrap_or("").to_string();
+    let media: usize = field(&params, "NumMedia")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    for i in 0..media.min(10) {
+        if let Some(url) = field(&params, &format!("MediaUrl{i}")) {
+            text.push_str(&format!("\n[media: {url}]"));
+        }
+    }
+    let payload = InboundPayload {
+        id: sid.to_string(),
+        from: jobers_channels::webhook::Sender {
+            phone: Some(from.to_string()),
+            ..Default::default()
+        },
+        text,
+        html: None,
+        subject: None,
+        refs: Vec::new(),
+        vacancy: None,
+        attachments: Vec::new(),
+        auto_submitted: false,
+    };
+    state.switch.ingest(&account, payload).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    ))
+}
+
+/// Twilio-compatible status callback (signed like inbound messages).
+#[utoipa::path(post, path = "/hooks/{account_id}/twilio/status", tag = "hooks",
+    params(("account_id" = String, Path)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn twilio_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let account = provider_account(&state, &id, "twilio").await?;
+    let params = twilio_verified(&state, &account, &uri, &headers, &body)?;
+    let (Some(sid), Some(status)) = (
+        field(&params, "MessageSid"),
+        field(&params, "MessageStatus"),
+    ) else {
+        return Err(ApiError::unprocessable(
+            "invalid_body",
+            "MessageSid and MessageStatus are required",
+        ));
+    };
+    if let Some(delivery) = jobers_channels::sms::twilio::delivery_state(status) {
+        let reason = (delivery == "failed").then(|| {
+            format!(
+                "Twilio reported {status}{}",
+                field(&params, "ErrorCode")
+                    .map(|c| format!(" (error {c})"))
+                    .unwrap_or_default()
+            )
+        });
+        report_delivery(
+            &state,
+            &account,
+            None,
+            Some(sid),
+            delivery,
+            reason.as_deref(),
+        )
+        .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

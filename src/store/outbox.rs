@@ -259,6 +259,26 @@ impl TenantDb {
         ))
     }
 
+    /// Provider ids of replies through `account_id` still on their way (sent or delivered
+    /// in the last two days), for providers that are asked about delivery.
+    pub async fn awaiting_delivery(
+        &self,
+        account_id: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT provider_message_id FROM thread_messages WHERE tenant_id = $1 AND channel_account_id = $2 \
+             AND direction = 'out' AND delivery_state IN ('sent', 'delivered') AND provider_message_id IS NOT NULL \
+             AND updated_at > $3 ORDER BY updated_at LIMIT $4",
+        )
+        .bind(&self.tenant_id)
+        .bind(account_id)
+        .bind(now_ms() - 48 * 3600 * 1000)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
     /// The outbox entry of a message: attempts and last error (shown while retrying).
     pub async fn outbox_state(
         &self,

@@ -87,6 +87,7 @@ struct SwitchInner {
     clock: Clock,
     route: mpsc::UnboundedSender<String>,
     outbox: Arc<Notify>,
+    public_url: String,
 }
 
 /// Inbound attachments of these types are kept; others are dropped with a note.
@@ -147,7 +148,14 @@ fn valid_text(s: &str) -> bool {
 
 impl Switch {
     /// Starts the router and the outbox workers of this node.
-    pub fn start(db: Db, hub: Hub, blobs: Blobs, config: SwitchConfig, clock: Clock) -> Switch {
+    pub fn start(
+        db: Db,
+        hub: Hub,
+        blobs: Blobs,
+        config: SwitchConfig,
+        clock: Clock,
+        public_url: String,
+    ) -> Switch {
         let (route, route_rx) = mpsc::unbounded_channel();
         let switch = Switch {
             inner: Arc::new(SwitchInner {
@@ -158,11 +166,35 @@ impl Switch {
                 clock,
                 route,
                 outbox: Arc::new(Notify::new()),
+                public_url,
             }),
         };
         tokio::spawn(routing::run(switch.clone(), route_rx));
         tokio::spawn(outbox::run(switch.clone()));
+        tokio::spawn(outbox::poll_statuses(switch.clone()));
         switch
+    }
+
+    /// Where providers reach this hub (webhook URLs are built on it and checked against it).
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// The URL a provider reports this message's delivery to, for providers that take one
+    /// per message.
+    pub fn status_callback(&self, account: &ChannelAccount, message_id: &str) -> Option<String> {
+        let base = format!("{}/api/v1/hooks/{}", self.inner.public_url, account.id);
+        match account.provider.as_str() {
+            "kannel" => {
+                let token = jobers_channels::sms::kannel::hook_token(
+                    account.secret.as_deref().unwrap_or(""),
+                    &account.id,
+                );
+                Some(format!("{base}/kannel/dlr?token={token}&msg={message_id}"))
+            }
+            "twilio" => Some(format!("{base}/twilio/status")),
+            _ => None,
+        }
     }
 
     pub fn clock(&self) -> &Clock {

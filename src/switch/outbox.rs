@@ -121,6 +121,7 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         text: message.text.clone(),
         attachments,
         thread_ref: Some(format!("thread:{}", message.thread_id)),
+        status_callback: switch.status_callback(&account, &message.id),
     };
     let started = std::time::Instant::now();
     let result = if account.enabled {
@@ -208,6 +209,84 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Asks providers that report delivery only when asked (SMS.ru) about messages still on
+/// their way, every `switch.status_poll_secs`.
+pub(super) async fn poll_statuses(switch: Switch) {
+    let every = Duration::from_secs(switch.config().status_poll_secs.max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let accounts = match switch.db().all_channel_accounts().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "status poll: listing accounts failed");
+                continue;
+            }
+        };
+        for account in accounts.into_iter().filter(|a| a.provider == "smsru") {
+            if let Err(e) = poll_smsru(&switch, &account).await {
+                tracing::warn!(error = %e, account = %account.id, "status poll failed");
+            }
+        }
+    }
+}
+
+async fn poll_smsru(switch: &Switch, account: &ChannelAccount) -> anyhow::Result<()> {
+    let tdb = switch.db().for_tenant(&account.tenant_id);
+    let ids = tdb.awaiting_delivery(&account.id, 100).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let adapter = jobers_channels::sms::smsru::SmsRuAdapter::new(Duration::from_secs(
+        switch.config().send_timeout_secs,
+    ));
+    let statuses = match adapter.statuses(&account_config(account), &ids).await {
+        Ok(s) => s,
+        Err(e) => {
+            let (health, class) = match &e {
+                SendError::Auth { .. } => ("needs_relogin", ErrorClass::AuthFailure),
+                SendError::Retryable { class, .. } => ("degraded", *class),
+                SendError::Permanent { .. } => ("degraded", ErrorClass::ServiceUnreachable),
+            };
+            health_report(switch, account, health, class, &e.to_string()).await;
+            return Ok(());
+        }
+    };
+    for (id, code) in statuses {
+        if let Some((state, reason)) = jobers_channels::sms::smsru::delivery_state(code) {
+            if let Some((_, events)) = tdb
+                .delivery_report(&account.id, None, Some(&id), state, reason)
+                .await?
+            {
+                switch.publish_events(&account.tenant_id, &events).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn health_report(
+    switch: &Switch,
+    account: &ChannelAccount,
+    health_state: &str,
+    class: ErrorClass,
+    error: &str,
+) {
+    health(
+        switch,
+        &account.tenant_id,
+        &account.id,
+        HealthReport {
+            health: health_state,
+            class: Some(class.as_str()),
+            error: Some(error),
+            next_retry_at: Some(
+                crate::store::now_ms() + switch.config().status_poll_secs as i64 * 1000,
+            ),
+        },
+    )
+    .await;
 }
 
 /// Records an account's health and announces a change.
