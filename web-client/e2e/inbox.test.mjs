@@ -42,12 +42,13 @@ function fakeNotifications() {
 
 /** Records the delivery states an outgoing message containing `text` shows, in order. */
 function recordDelivery(text) {
-  window.__states = [];
+  window.__delivery ??= {};
+  const states = (window.__delivery[text] = []);
   const rec = () => {
     for (const el of document.querySelectorAll('[data-testid=thread-message][data-direction=out]')) {
       if (!el.textContent.includes(text)) continue;
       const s = el.getAttribute('data-delivery');
-      if (s && window.__states[window.__states.length - 1] !== s) window.__states.push(s);
+      if (s && states[states.length - 1] !== s) states.push(s);
     }
   };
   new MutationObserver(rec).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-delivery'] });
@@ -58,7 +59,7 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
   const page = olga.page;
   let ivan;
 
-  await t.test('olga sees the threads routed to her in "mine" and is notified', async () => {
+  await t.test('olga sees the threads routed to her in "mine"', async () => {
     await page.click('[data-testid=nav-inbox]');
     await page.waitForSelector('[data-testid=inbox-scope] [data-scope=mine][aria-checked=true]');
     // Olga is the only member online: the three waiting threads come to her, live.
@@ -68,8 +69,6 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
     assert.equal(await page.locator('[data-testid=thread-unread]').count(), 3);
     await page.locator('[data-testid=thread-waiting]').first().waitFor();
     assert.match(await page.locator('[data-testid=thread-waiting]').first().textContent(), /^ждёт /);
-    const notes = await page.evaluate(() => window.__notes.map((n) => n.title));
-    assert.ok(notes.some((n) => n.startsWith('Вам назначен диалог')), JSON.stringify(notes));
     await page.screenshot({ path: join(artifacts, 'inbox.png') });
   });
 
@@ -100,7 +99,7 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
     assert.equal(await page.inputValue('[data-testid=thread-composer-text]'), '');
     const out = page.locator('[data-testid=thread-message][data-direction=out]', { hasText: text });
     await out.and(page.locator('[data-delivery=read]')).waitFor({ timeout: 20_000 });
-    assert.deepEqual(await page.evaluate(() => window.__states), ['queued', 'sent', 'delivered', 'read']);
+    assert.deepEqual(await page.evaluate((x) => window.__delivery[x], text), ['queued', 'sent', 'delivered', 'read']);
     assert.equal(await out.count(), 1);
     // The simulated applicant answers about 6 s after reading.
     await page.waitForFunction(
@@ -135,6 +134,41 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
     assert.doesNotMatch(await note.textContent(), /отправлено|доставлено|прочитано/);
     assert.equal(await page.locator('[data-testid=thread-message][data-direction=out]', { hasText: 'проверь этого кандидата' }).count(), 0);
     await page.check('[data-testid=mode-reply]');
+  });
+
+  await t.test('a failed reply shows its reason and Retry sends it again', async () => {
+    // An SMS line whose provider refuses every message (the hub's own 404).
+    const admin = await apiLogin(env.base, ADMIN);
+    const created = await admin('POST', '/channel-accounts', {
+      kind: 'sms',
+      provider: 'webhook',
+      name: 'SMS (сломанный)',
+      address: '+375290000001',
+      settings: { url: `${env.base}/api/v1/no-such-provider` },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // Another thread and back: the composer loads the senders again.
+    const current = await page.getAttribute('[data-testid=thread-view]', 'data-thread-id');
+    await page.locator(`[data-testid=thread-item]:not([data-thread-id="${current}"])`).first().click();
+    await page.waitForSelector(`[data-testid=thread-view]:not([data-thread-id="${current}"])`);
+    await page.click(`[data-testid=thread-item][data-thread-id="${current}"]`);
+    await page.waitForSelector(`[data-testid=thread-view][data-thread-id="${current}"]`);
+    await page.locator('[data-testid=composer-channel] option', { hasText: 'SMS (сломанный)' }).waitFor({ state: 'attached' });
+    await page.selectOption('[data-testid=composer-channel]', created.body.account.id);
+    const text = 'проверка сбоя доставки';
+    await page.evaluate(recordDelivery, text);
+    await page.fill('[data-testid=thread-composer-text]', text);
+    await page.keyboard.press('Control+Enter');
+    const out = page.locator('[data-testid=thread-message][data-direction=out]', { hasText: text });
+    await out.and(page.locator('[data-delivery=failed]')).waitFor({ timeout: 20_000 });
+    assert.deepEqual((await page.evaluate((x) => window.__delivery[x], text)).slice(0, 2), ['queued', 'failed']);
+    assert.match(await out.locator('[data-testid=delivery]').textContent(), /не доставлено: \S/);
+    const retried = page.waitForResponse((r) => r.url().includes('/retry') && r.request().method() === 'POST');
+    await out.locator('[data-testid=delivery-retry]').click();
+    assert.equal((await retried).status(), 200);
+    await page.waitForFunction((x) => window.__delivery[x].filter((s) => s === 'failed').length === 2, text, { timeout: 20_000 });
+    // The default sender comes back for the next reply.
+    await page.selectOption('[data-testid=composer-channel]', { label: 'SMS: SMS (демо) (+375290000000)' });
   });
 
   await t.test('closing and reopening the thread', async () => {
@@ -184,6 +218,22 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
     assert.equal(await email.locator('script').count(), 0);
     assert.equal(await page.evaluate(() => document.querySelectorAll('[onerror]').length), 0);
     assert.deepEqual(olga.dialogs, []);
+  });
+
+  await t.test('a thread a supervisor assigns to olga notifies her and shows live', async () => {
+    const admin = await apiLogin(env.base, ADMIN);
+    const users = (await admin('GET', '/users')).body;
+    const id = (email) => users.find((u) => u.email === email).id;
+    const [thread] = (await admin('GET', '/threads?scope=all&q=evil@example.com')).body;
+    assert.ok(thread, 'the hostile email thread');
+    assert.equal((await admin('POST', `/threads/${thread.id}/assign`, { user_id: id(IVAN) })).status, 200);
+    const item = page.locator(`[data-testid=thread-item][data-thread-id="${thread.id}"] [data-testid=thread-assignee]`);
+    await page.waitForFunction((tid) => document.querySelector(`[data-thread-id="${tid}"] [data-testid=thread-assignee]`)?.textContent === 'Иван Наймов', thread.id);
+    await page.evaluate(() => (window.__notes.length = 0));
+    assert.equal((await admin('POST', `/threads/${thread.id}/assign`, { user_id: id(OLGA) })).status, 200);
+    await page.waitForFunction(() => window.__notes.some((n) => n.title === 'Вам назначен диалог: Злой Отправитель'));
+    assert.equal(await item.textContent(), 'вы');
+    assert.equal(await page.textContent('[data-testid=thread-head-assignee]'), 'вы');
   });
 
   await t.test('the admin sees channel health and creates a webhook account whose secret shows once', async () => {

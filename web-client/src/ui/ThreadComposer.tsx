@@ -41,8 +41,10 @@ export function ThreadComposer({ ws, thread, users }: { ws: Workspace; thread: T
   const [error, setError] = useState<string | null>(null);
   const fileRef = useRef<HTMLInputElement>(null);
 
+  // Senders and templates change rarely; a thread's composer loads them fresh.
   useEffect(() => {
-    if (!templates.length) ws.loadTemplates().catch(() => undefined);
+    ws.loadTemplates().catch(() => undefined);
+    ws.loadChannels().catch(() => undefined);
   }, [ws]);
 
   // The thread's last channel may arrive after the composer (the channel list loads later).
