@@ -14,7 +14,7 @@ import { AttachmentView } from './Attachment';
 import { describeError } from './Login';
 import { MessageBody } from './Team';
 import { ThreadComposer } from './ThreadComposer';
-import { ChannelIcon, channelLabel } from './inboxBits';
+import { ChannelIcon } from './inboxBits';
 import { useI18n } from './i18n';
 
 export function ThreadView({ ws, threadId, users }: { ws: Workspace; threadId: string; users: Map<string, User> }) {
@@ -211,7 +211,7 @@ function MessageEntry({ ws, thread, m, users }: { ws: Workspace; thread: Thread;
           <span className="muted">{t('thread.system')}</span>
         ) : (
           <>
-            <ChannelIcon kind={m.channel_kind} /> <span className="muted">{channelLabel(m.channel_kind, t)}</span>
+            <ChannelIcon kind={m.channel_kind} />
           </>
         )}{' '}
         <strong>{author}</strong>
@@ -283,7 +283,7 @@ function PendingEntry({ ws, p, users }: { ws: Workspace; p: PendingReply; users:
           </span>
         ) : (
           <>
-            <ChannelIcon kind={p.channel_kind} /> <span className="muted">{channelLabel(p.channel_kind, t)}</span>
+            <ChannelIcon kind={p.channel_kind} />
           </>
         )}{' '}
         <strong>{ws.me.user.name}</strong>
