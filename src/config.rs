@@ -61,6 +61,9 @@ pub struct Config {
     pub log_filter: String,
     /// `redis://…`: share events and presence with other nodes. Empty: this node is alone.
     pub redis_url: Option<Secret<String>>,
+    /// 64 hex digits: the key sealing provider credentials at rest (every node of a cluster
+    /// needs the same). Empty: generated once as `<data_dir>/secrets.key`.
+    pub secrets_key: Option<Secret<String>>,
     /// This node's name in presence records; empty: the process id and a random suffix.
     pub node_id: Option<String>,
     pub auth: AuthConfig,
@@ -184,6 +187,7 @@ impl Default for Config {
             log_filter: "info".into(),
             redis_url: None,
             node_id: None,
+            secrets_key: None,
             realtime: RealtimeConfig {
                 max_frame_bytes: 64 * 1024,
                 max_connections: 19_000,

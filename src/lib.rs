@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod identity;
 pub mod realtime;
+pub mod secrets;
 pub mod store;
 pub mod switch;
 pub mod telemetry;
@@ -55,6 +56,7 @@ impl App {
         .context("connecting to the database")?;
         db.migrate().await.context("applying migrations")?;
         let secret = token_secret(&config)?;
+        secrets::init(&secrets_key(&config)?)?;
         let hub = Hub::start(db.clone(), &config)
             .await
             .context("starting the hub")?;
@@ -133,6 +135,21 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The key that seals provider credentials at rest: configured, else generated once in
+/// the data directory.
+fn secrets_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = &config.secrets_key {
+        let bytes = hex::decode(key.expose().trim()).context("secrets_key must be hex")?;
+        anyhow::ensure!(
+            bytes.len() == 32,
+            "secrets_key must be 32 bytes (64 hex digits)"
+        );
+        return Ok(bytes);
+    }
+    let key = read_or_create_key(&config.data_dir.join("secrets.key"))?;
+    Ok(key[..32].to_vec())
 }
 
 /// Where providers reach this hub: the configured URL, else the bound address.

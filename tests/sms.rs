@@ -105,6 +105,21 @@ async fn twilio_inbound_is_verified_with_twilios_own_signatures_and_replies_repo
     )
     .await;
     let id = acc["id"].as_str().unwrap();
+    // The auth token is sealed at rest.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(app.config.effective_database_url().expose())
+        .await
+        .unwrap();
+    let stored: String = sqlx::query_scalar("SELECT secret FROM channel_accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        stored.starts_with("v1:") && !stored.contains(TOKEN),
+        "{stored}"
+    );
+    pool.close().await;
     let url = app.url(&format!("/api/v1/hooks/{id}/twilio"));
     let params = [
         ("AccountSid", SID),

@@ -808,6 +808,21 @@ async fn a_reply_goes_through_the_outbox_and_reports_delivery_live() {
     let th = thread(&app, &ws.access(), t).await;
     assert_eq!(th["state"], "pending", "answered: the applicant's turn");
     assert!(!th["first_response_at"].is_null());
+    // Variables typed by hand are filled in as well.
+    let typed: Value = json_of(
+        app.post_json(
+            &format!("/api/v1/threads/{t}/messages"),
+            Some(&ws.access()),
+            json!({"text": "{{applicant.name}}, до встречи!", "signature": "none"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(typed["text"], "Пётр, до встречи!");
+    eventually("second sent", || async {
+        (sim.received().len() == 2).then_some(())
+    })
+    .await;
     // Internal notes never leave.
     let note = app
         .post_json(
@@ -818,7 +833,7 @@ async fn a_reply_goes_through_the_outbox_and_reports_delivery_live() {
         .await;
     assert_eq!(note.status(), 201);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sim.received().len(), 1);
+    assert_eq!(sim.received().len(), 2);
 }
 
 #[tokio::test]
@@ -1154,4 +1169,81 @@ async fn another_tenants_thread_events_never_reach_a_socket() {
     let a_threads = json_of(app.get("/api/v1/threads", &a.access()).await).await;
     assert_eq!(a_threads.as_array().unwrap().len(), 1);
     assert!(!a_threads.to_string().contains("B secret"));
+}
+
+#[tokio::test]
+async fn an_account_that_expects_inbound_and_gets_none_turns_degraded_until_one_arrives() {
+    let app = spawn_app_with(|c| c.switch.status_poll_secs = 1).await;
+    let ws = app.workspace("acme").await;
+    let ch = app
+        .channel(
+            &ws,
+            "sms",
+            "http://127.0.0.1:9/",
+            json!({"inbound_expected_within_s": 1}),
+        )
+        .await;
+    let degraded = eventually("no inbound", || async {
+        let a = json_of(
+            app.get(&format!("/api/v1/channel-accounts/{}", ch.id), &ws.access())
+                .await,
+        )
+        .await;
+        (a["health"] == "degraded").then_some(a)
+    })
+    .await;
+    assert_eq!(degraded["health_class"], "no_inbound");
+    assert!(degraded["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("no inbound"));
+    app.inbound_ok(&ch, sms("n1", "+79160000001", "Есть кто?"))
+        .await;
+    let a = json_of(
+        app.get(&format!("/api/v1/channel-accounts/{}", ch.id), &ws.access())
+            .await,
+    )
+    .await;
+    assert_eq!(a["health"], "ok", "an inbound message clears it: {a}");
+}
+
+#[tokio::test]
+async fn an_answer_carrying_the_thread_reference_joins_that_thread_from_a_new_address() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let sim = simulator(None).await;
+    let ch = app.channel(&ws, "chat", &sim.url(), json!({})).await;
+    let t = app
+        .inbound_ok(
+            &ch,
+            json!({"id": "c1", "from": {"telegram": "anna_k"}, "text": "Привет"}),
+        )
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post_json(
+        &format!("/api/v1/threads/{t}/messages"),
+        Some(&ws.access()),
+        json!({"text": "Оставьте email", "signature": "none"}),
+    )
+    .await;
+    let sent = eventually("sent", || async { sim.received().first().cloned() }).await;
+    let thread_ref = sent.payload.thread_ref.clone().unwrap();
+    // The answer comes from an email address nobody knew, with the thread's reference.
+    let got = app
+        .inbound_ok(&ch, json!({"id": "c2", "from": {"email": "anna@new.example"}, "text": "anna@new.example", "refs": [thread_ref]}))
+        .await;
+    assert_eq!(got["thread_id"], t.as_str());
+    let th = thread(&app, &ws.access(), &t).await;
+    let c = app
+        .db
+        .for_tenant(&ws.tenant.id)
+        .contact(th["contact_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        c.identities.iter().any(|i| i.value == "anna@new.example"),
+        "the new address joins the applicant"
+    );
 }

@@ -86,7 +86,8 @@ impl From<AccountRow> for ChannelAccount {
             address: r.address,
             owner_user_id: r.owner_user_id,
             settings: serde_json::from_str(&r.settings).unwrap_or(serde_json::Value::Null),
-            secret: r.secret,
+            // Sealed at rest; a value this node cannot open is as good as none.
+            secret: r.secret.as_deref().and_then(crate::secrets::open),
             queue_id: r.queue_id,
             enabled: r.enabled != 0,
             health: r.health,
@@ -119,7 +120,7 @@ pub struct NewChannelAccount<'a> {
 #[serde(deny_unknown_fields)]
 pub struct ChannelAccountPatch {
     pub name: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
     #[serde(default, deserialize_with = "crate::http::extract::nullable")]
     pub queue_id: Option<Option<String>>,
@@ -270,7 +271,7 @@ impl TenantDb {
         .bind(a.address)
         .bind(a.owner_user_id)
         .bind(a.settings.to_string())
-        .bind(a.secret)
+        .bind(a.secret.map(crate::secrets::seal))
         .bind(a.queue_id)
         .bind(a.inbound_expected_within_s)
         .bind(now)
@@ -399,7 +400,7 @@ impl TenantDb {
         )
         .bind(&self.tenant_id)
         .bind(id)
-        .bind(secret)
+        .bind(crate::secrets::seal(secret))
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;

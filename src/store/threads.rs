@@ -393,6 +393,18 @@ impl TenantDb {
             .bind(r)
             .fetch_optional(&mut **tx)
             .await?;
+            // The reference Jobers sends with every reply (`thread:<id>`).
+            let found = match (found, r.strip_prefix("thread:")) {
+                (Some(t), _) => Some(t),
+                (None, Some(id)) => {
+                    sqlx::query_scalar("SELECT id FROM threads WHERE tenant_id = $1 AND id = $2")
+                        .bind(&self.tenant_id)
+                        .bind(id)
+                        .fetch_optional(&mut **tx)
+                        .await?
+                }
+                (None, None) => None,
+            };
             if let Some(t) = found {
                 let t = self.live_thread(tx, t).await?;
                 let contact: String = sqlx::query_scalar(

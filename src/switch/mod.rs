@@ -110,6 +110,20 @@ const ACCEPTED_TYPES: &[&str] = &[
 pub fn sanitize_html(html: &str) -> String {
     ammonia::Builder::default()
         .link_rel(Some("noopener noreferrer nofollow"))
+        // The quote markers of mail clients, so the client can fold quoted text.
+        .allowed_classes(
+            [
+                (
+                    "div",
+                    ["gmail_quote", "gmail_attr", "moz-cite-prefix"]
+                        .into_iter()
+                        .collect(),
+                ),
+                ("blockquote", ["gmail_quote"].into_iter().collect()),
+            ]
+            .into_iter()
+            .collect(),
+        )
         .url_schemes(["http", "https", "mailto", "tel"].into_iter().collect())
         .clean(html)
         .to_string()
@@ -464,8 +478,16 @@ impl Switch {
                 )
             })?;
         let user = tdb.user(who.user_id()).await?;
+        let tenant = self.inner.db.tenant(tdb.tenant_id()).await?;
+        let vars = [
+            ("applicant.name", contact.name.as_deref().unwrap_or("")),
+            ("vacancy", thread.vacancy.as_deref().unwrap_or("")),
+            ("user.name", user.name.as_str()),
+            ("company.name", tenant.name.as_str()),
+        ];
         let mut text = match (&req.text, &req.template_id) {
-            (Some(t), None) => t.clone(),
+            // Variables typed by hand are filled in too.
+            (Some(t), None) => render_template(t, &vars),
             (None, Some(id)) => {
                 let template = tdb.template(id, who.user_id()).await.map_err(|e| match e {
                     crate::store::StoreError::NotFound => ApiError::unprocessable(
@@ -474,16 +496,7 @@ impl Switch {
                     ),
                     other => other.into(),
                 })?;
-                let tenant = self.inner.db.tenant(tdb.tenant_id()).await?;
-                render_template(
-                    &template.body,
-                    &[
-                        ("applicant.name", contact.name.as_deref().unwrap_or("")),
-                        ("vacancy", thread.vacancy.as_deref().unwrap_or("")),
-                        ("user.name", &user.name),
-                        ("company.name", &tenant.name),
-                    ],
-                )
+                render_template(&template.body, &vars)
             }
             _ => {
                 return Err(ApiError::unprocessable(
@@ -671,6 +684,12 @@ mod tests {
         assert!(clean.contains("<b>there</b>"));
         assert!(clean.contains(r#"href="https://ok.example""#));
         assert!(clean.contains("noopener"));
+        let quoted = sanitize_html(r#"<div class="gmail_quote evil">q</div><p class="x">p</p>"#);
+        assert!(quoted.contains(r#"class="gmail_quote""#), "{quoted}");
+        assert!(
+            !quoted.contains("evil") && !quoted.contains(r#"class="x""#),
+            "{quoted}"
+        );
     }
 
     #[test]

@@ -211,8 +211,9 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Asks providers that report delivery only when asked (SMS.ru) about messages still on
-/// their way, every `switch.status_poll_secs`.
+/// Every `switch.status_poll_secs`: asks providers that report delivery only when asked
+/// (SMS.ru) about messages still on their way, and marks accounts that expect inbound
+/// messages but got none for too long (`no_inbound`).
 pub(super) async fn poll_statuses(switch: Switch) {
     let every = Duration::from_secs(switch.config().status_poll_secs.max(1));
     loop {
@@ -224,8 +225,24 @@ pub(super) async fn poll_statuses(switch: Switch) {
                 continue;
             }
         };
-        for account in accounts.into_iter().filter(|a| a.provider == "smsru") {
-            if let Err(e) = poll_smsru(&switch, &account).await {
+        let now = crate::store::now_ms();
+        for account in &accounts {
+            // "No responses arriving": nothing came in for longer than the account expects.
+            if let Some(limit) = account.inbound_expected_within_s {
+                let last = account
+                    .last_inbound_at
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(account.created_at.timestamp_millis());
+                let silent = now - last > limit * 1000;
+                if silent && account.health == "ok" {
+                    let error = format!("no inbound message for more than {limit} s");
+                    health_report(&switch, account, "degraded", ErrorClass::NoInbound, &error)
+                        .await;
+                }
+            }
+        }
+        for account in accounts.iter().filter(|a| a.provider == "smsru") {
+            if let Err(e) = poll_smsru(&switch, account).await {
                 tracing::warn!(error = %e, account = %account.id, "status poll failed");
             }
         }
