@@ -111,6 +111,10 @@ mail_location = maildir:~/Maildir
 recipient_delimiter = +
 service anvil {
   chroot =
+  # No growing auth penalty for 127.0.0.1: the wrong-password test must not slow the others.
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 service imap-login {
   chroot =
@@ -196,7 +200,9 @@ c.start(); print(f"SMTP relay on 127.0.0.1:{SMTP_PORT} -> LMTP {LMTP_PORT}", flu
 asyncio.new_event_loop().run_forever()          # stop with SIGTERM/SIGINT
 PY
 
-  dovecot -F -c "$dir/dovecot.conf" >"$dir/dovecot.out" 2>&1 &
+  local dovecot_bin
+  dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
+  "$dovecot_bin" -F -c "$dir/dovecot.conf" >"$dir/dovecot.out" 2>&1 &
   STARTED_MAIL_PIDS+=("$!")
   "$py" "$dir/smtp_relay.py" "$smtp_port" "$lmtp_port" "$dir/users" >"$dir/relay.log" 2>&1 &
   STARTED_MAIL_PIDS+=("$!")
