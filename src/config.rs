@@ -94,6 +94,9 @@ pub struct SwitchConfig {
     pub max_inbound_chars: usize,
     /// How often delivery is asked of providers that only answer when asked (SMS.ru).
     pub status_poll_secs: u64,
+    /// The longest a mailbox reader waits for new mail (IMAP IDLE, or the poll interval on
+    /// servers without IDLE) before reading again.
+    pub mail_wait_secs: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -222,6 +225,7 @@ impl Default for Config {
                 max_attachment_bytes: 10 * 1024 * 1024,
                 max_inbound_chars: 100_000,
                 status_poll_secs: 30,
+                mail_wait_secs: 25,
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,

@@ -51,6 +51,12 @@ pub struct OutboundMessage {
     /// Where the provider reports delivery of this message (providers that take a URL
     /// per message: Kannel's dlr-url, Twilio's StatusCallback).
     pub status_callback: Option<String>,
+    /// Email: the applicant's name, the thread's reply token, the Message-ID answered and
+    /// the thread's Message-IDs (oldest first).
+    pub to_name: Option<String>,
+    pub reply_token: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
 }
 
 /// The provider took the message.
@@ -102,6 +108,7 @@ pub enum Adapter {
     Kannel(sms::kannel::KannelAdapter),
     Twilio(sms::twilio::TwilioAdapter),
     SmsRu(sms::smsru::SmsRuAdapter),
+    Email,
 }
 
 impl Adapter {
@@ -112,6 +119,7 @@ impl Adapter {
             "kannel" => Some(Adapter::Kannel(sms::kannel::KannelAdapter::new(timeout))),
             "twilio" => Some(Adapter::Twilio(sms::twilio::TwilioAdapter::new(timeout))),
             "smsru" => Some(Adapter::SmsRu(sms::smsru::SmsRuAdapter::new(timeout))),
+            "email" => Some(Adapter::Email),
             _ => None,
         }
     }
@@ -129,12 +137,71 @@ impl Adapter {
                     .await
             }
             Adapter::SmsRu(a) => a.send(account, message).await,
+            Adapter::Email => {
+                let mailbox = mailbox_of(account).map_err(|m| SendError::Auth { message: m })?;
+                let sent = email::send(
+                    &mailbox,
+                    &email::OutboundEmail {
+                        id: message.idempotency_key.clone(),
+                        to: message.to.clone(),
+                        to_name: message.to_name.clone(),
+                        subject: message.subject.clone().unwrap_or_default(),
+                        text: message.text.clone(),
+                        html: None,
+                        signature: None,
+                        attachments: message.attachments.clone(),
+                        reply_token: message.reply_token.clone(),
+                        in_reply_to: message.in_reply_to.clone(),
+                        references: message.references.clone(),
+                        auto_generated: false,
+                    },
+                )
+                .await?;
+                Ok(Accepted {
+                    provider_message_id: Some(sent.message_id),
+                })
+            }
         }
     }
 }
 
 /// The providers an account may name.
-pub const PROVIDERS: &[&str] = &["webhook", "kannel", "twilio", "smsru"];
+pub const PROVIDERS: &[&str] = &["webhook", "kannel", "twilio", "smsru", "email"];
+
+/// The passwords of a mailbox, kept as the account's secret (sealed by the hub).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MailboxPasswords {
+    pub smtp_password: String,
+    pub imap_password: String,
+}
+
+/// Splits mailbox settings into what is stored openly and the passwords.
+pub fn split_mailbox(
+    mut settings: email::MailboxSettings,
+) -> (serde_json::Value, MailboxPasswords) {
+    let passwords = MailboxPasswords {
+        smtp_password: std::mem::take(&mut settings.smtp.password),
+        imap_password: std::mem::take(&mut settings.imap.password),
+    };
+    (
+        serde_json::to_value(&settings).expect("serialisable"),
+        passwords,
+    )
+}
+
+/// The mailbox of an email account: its settings with the passwords from its secret.
+pub fn mailbox_of(account: &AccountConfig) -> Result<email::MailboxSettings, String> {
+    let mut mailbox: email::MailboxSettings = serde_json::from_value(account.settings.clone())
+        .map_err(|e| format!("the mailbox settings are incomplete: {e}"))?;
+    let passwords: MailboxPasswords = account
+        .secret
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .ok_or_else(|| "the mailbox passwords are missing".to_string())?;
+    mailbox.smtp.password = passwords.smtp_password;
+    mailbox.imap.password = passwords.imap_password;
+    Ok(mailbox)
+}
 
 /// An HTTP client for provider calls: every call has a timeout, redirects are not followed.
 pub fn http_client(timeout: Duration) -> reqwest::Client {

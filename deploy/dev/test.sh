@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source deploy/dev/services.sh
+source deploy/dev/mail.sh
 
 # Keep the build cache outside the checkout, so fresh clones reuse it.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/jobers/target}"
@@ -25,7 +26,7 @@ fi
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy 2>/dev/null || true
 
 work=$(mktemp -d)
-trap 'stop_services; rm -rf "$work"' EXIT
+trap 'stop_mail; stop_services; rm -rf "$work"' EXIT
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -38,6 +39,8 @@ cargo nextest run --locked --workspace --no-run
 
 start_postgres "$work/pg"
 start_redis "$work/redis"
+# SMTP (relaying to Dovecot LMTP) and Dovecot IMAP on loopback, for the email tests.
+start_mail "$work/mail"
 # Multi-node tests always use PostgreSQL and Redis; the rest run once per database.
 export JOBERS_TEST_POSTGRES_URL="$JOBERS_TEST_DATABASE_URL"
 

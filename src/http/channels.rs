@@ -141,6 +141,26 @@ fn check_provider_settings(
     Ok(())
 }
 
+/// Mailbox settings (docs/channels.md#email) split into what is stored openly and the
+/// passwords (stored sealed as the account's secret).
+fn mailbox_settings(settings: &serde_json::Value) -> ApiResult<(serde_json::Value, String)> {
+    let mailbox: jobers_channels::email::MailboxSettings = serde_json::from_value(settings.clone())
+        .map_err(|e| {
+            ApiError::unprocessable("invalid_settings", format!("mailbox settings: {e}"))
+        })?;
+    if !mailbox.address.contains('@') {
+        return Err(ApiError::unprocessable(
+            "invalid_settings",
+            "mailbox settings: address must be an email address",
+        ));
+    }
+    let (open, passwords) = jobers_channels::split_mailbox(mailbox);
+    Ok((
+        open,
+        serde_json::to_string(&passwords).expect("serialisable"),
+    ))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountWithSecret {
     pub account: ChannelAccount,
@@ -188,11 +208,20 @@ async fn create_account(
             .await
             .map_err(|_| ApiError::unprocessable("unknown_user", "no such user"))?;
     }
-    check_provider_settings(&req.provider, &settings, req.secret.as_deref())?;
-    let secret = if req.provider == "webhook" {
-        new_secret()
-    } else {
-        req.secret.clone().unwrap_or_default()
+    let (settings, secret) = match req.provider.as_str() {
+        "webhook" => {
+            check_provider_settings(&req.provider, &settings, None)?;
+            (settings, new_secret())
+        }
+        // A mailbox: the passwords in its settings become the (sealed) secret.
+        "email" => {
+            let (open, passwords) = mailbox_settings(&settings)?;
+            (open, passwords)
+        }
+        _ => {
+            check_provider_settings(&req.provider, &settings, req.secret.as_deref())?;
+            (settings, req.secret.clone().unwrap_or_default())
+        }
     };
     let account = user
         .db
@@ -219,9 +248,18 @@ async fn create_account(
             details: json!({"kind": account.kind, "provider": account.provider}),
         })
         .await?;
+    // Only generated secrets are shown (once); credentials the admin typed are not echoed.
+    let shown = if account.provider == "webhook" {
+        secret
+    } else {
+        String::new()
+    };
     Ok((
         StatusCode::CREATED,
-        axum::Json(AccountWithSecret { account, secret }),
+        axum::Json(AccountWithSecret {
+            account,
+            secret: shown,
+        }),
     ))
 }
 
@@ -247,9 +285,29 @@ async fn update_account(
 ) -> ApiResult<axum::Json<ChannelAccount>> {
     user.principal.require(Role::Admin)?;
     valid_id(&id)?;
-    user.db.channel_account(&id).await?;
+    let current = user.db.channel_account(&id).await?;
     if let Some(n) = &req.name {
         check_len("name", n, 200)?;
+    }
+    if current.provider == "email" {
+        if let Some(settings) = &req.settings {
+            // New mailbox settings come whole, passwords included.
+            let (open, passwords) = mailbox_settings(settings)?;
+            user.db.set_channel_secret(&id, &passwords).await?;
+            let patch = ChannelAccountPatch {
+                name: req.name.clone(),
+                settings: Some(open),
+                queue_id: req.queue_id.clone(),
+                enabled: req.enabled,
+                inbound_expected_within_s: req.inbound_expected_within_s,
+            };
+            return Ok(axum::Json(
+                user.db
+                    .update_channel_account(&id, &patch)
+                    .await
+                    .map_err(unknown_queue)?,
+            ));
+        }
     }
     if req.settings.as_ref().is_some_and(|s| !s.is_object()) {
         return Err(ApiError::unprocessable(

@@ -43,12 +43,15 @@ pub struct ChannelAccount {
     pub tenant_id: String,
     #[serde(skip)]
     pub secret: Option<String>,
+    /// Where the account's reader stopped (JSON), e.g. an IMAP cursor.
+    #[serde(skip)]
+    pub sync_state: Option<String>,
 }
 
 const ACCOUNT_COLUMNS: &str =
     "id, tenant_id, kind, provider, name, address, owner_user_id, settings, \
     secret, queue_id, enabled, health, health_class, last_error, health_since, next_retry_at, \
-    last_inbound_at, last_outbound_at, inbound_expected_within_s, created_at, updated_at";
+    last_inbound_at, last_outbound_at, inbound_expected_within_s, created_at, updated_at, sync_state";
 
 #[derive(FromRow)]
 struct AccountRow {
@@ -73,6 +76,7 @@ struct AccountRow {
     inbound_expected_within_s: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    sync_state: Option<String>,
 }
 
 impl From<AccountRow> for ChannelAccount {
@@ -100,6 +104,7 @@ impl From<AccountRow> for ChannelAccount {
             inbound_expected_within_s: r.inbound_expected_within_s,
             created_at: to_time(r.created_at),
             updated_at: to_time(r.updated_at),
+            sync_state: r.sync_state,
         }
     }
 }
@@ -409,6 +414,19 @@ impl TenantDb {
         }
         tx.commit().await?;
         self.channel_account(id).await
+    }
+
+    /// Records where the account's reader stopped (after what it read is stored).
+    pub async fn set_sync_state(&self, id: &str, state: &str) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        sqlx::query("UPDATE channel_accounts SET sync_state = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(&self.tenant_id)
+            .bind(id)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub(crate) async fn note_outbound_success(&self, id: &str) -> StoreResult<()> {

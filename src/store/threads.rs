@@ -137,6 +137,9 @@ pub struct ThreadMessage {
     pub text: String,
     /// Sanitised HTML (email), when the message had HTML.
     pub html: Option<String>,
+    /// The text without quoted replies and signature (email), for display; `text` keeps
+    /// the whole message.
+    pub display_text: Option<String>,
     pub attachments: Vec<Attachment>,
     pub mentions: Vec<String>,
     pub external_id: Option<String>,
@@ -151,8 +154,8 @@ pub struct ThreadMessage {
 }
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, thread_id, direction, channel_account_id, channel_kind, \
-    author_user_id, remote_address, subject, body_text, body_html, attachments, mentions, external_id, \
-    client_message_id, delivery_state, failure_reason, auto_submitted, created_at, updated_at";
+    author_user_id, remote_address, subject, body_text, body_html, display_text, attachments, mentions, \
+    external_id, client_message_id, delivery_state, failure_reason, auto_submitted, created_at, updated_at";
 
 #[derive(FromRow)]
 pub(crate) struct MessageRow {
@@ -166,6 +169,7 @@ pub(crate) struct MessageRow {
     subject: Option<String>,
     body_text: String,
     body_html: Option<String>,
+    display_text: Option<String>,
     attachments: String,
     mentions: String,
     external_id: Option<String>,
@@ -190,6 +194,7 @@ impl From<MessageRow> for ThreadMessage {
             subject: r.subject,
             text: r.body_text,
             html: r.body_html,
+            display_text: r.display_text,
             attachments: serde_json::from_str(&r.attachments).unwrap_or_default(),
             mentions: serde_json::from_str(&r.mentions).unwrap_or_default(),
             external_id: r.external_id,
@@ -216,6 +221,7 @@ pub struct Inbound<'a> {
     pub subject: Option<&'a str>,
     pub text: &'a str,
     pub html: Option<&'a str>,
+    pub display_text: Option<&'a str>,
     pub attachments: &'a [Attachment],
     pub vacancy: Option<&'a str>,
     pub auto_submitted: bool,
@@ -512,8 +518,8 @@ impl TenantDb {
         sqlx::query(
             "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
              channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
-             auto_submitted, created_at, updated_at) \
-             VALUES ($1, $2, $3, $3, 'in', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)",
+             auto_submitted, created_at, updated_at, display_text) \
+             VALUES ($1, $2, $3, $3, 'in', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
         )
         .bind(&id)
         .bind(&self.tenant_id)
@@ -529,6 +535,7 @@ impl TenantDb {
         .bind(input.external_id)
         .bind(i64::from(input.auto_submitted))
         .bind(now)
+        .bind(input.display_text)
         .execute(&mut *tx)
         .await?;
         // A new message reopens; an unassigned thread waits in its queue (oldest first).
@@ -771,6 +778,60 @@ impl TenantDb {
         .bind(kind)
         .fetch_optional(self.pool())
         .await?)
+    }
+
+    /// Email threading of a reply: the Message-ID answered (the applicant's last email) and
+    /// the thread's Message-IDs, oldest first (at most 20).
+    pub async fn email_context(
+        &self,
+        thread_id: &str,
+    ) -> StoreResult<(Option<String>, Vec<String>)> {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT direction, external_id, provider_message_id FROM thread_messages WHERE tenant_id = $1 \
+             AND thread_id = $2 AND channel_kind = 'email' ORDER BY id DESC LIMIT 20",
+        )
+        .bind(&self.tenant_id)
+        .bind(thread_id)
+        .fetch_all(self.pool())
+        .await?;
+        let last_in = rows
+            .iter()
+            .find(|(d, e, _)| d == "in" && e.as_deref().is_some_and(|e| e.contains('@')))
+            .and_then(|(_, e, _)| e.clone());
+        let mut refs: Vec<String> = rows
+            .iter()
+            .rev()
+            .filter_map(|(d, e, p)| if d == "in" { e.clone() } else { p.clone() })
+            .filter(|id| id.contains('@'))
+            .collect();
+        refs.dedup();
+        Ok((last_in, refs))
+    }
+
+    /// The thread's reply token (`reply+<token>@…`), made on first use.
+    pub async fn reply_token(&self, thread_id: &str) -> StoreResult<String> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT ref FROM thread_refs WHERE tenant_id = $1 AND thread_id = $2 AND ref LIKE 'reply:%' LIMIT 1",
+        )
+        .bind(&self.tenant_id)
+        .bind(thread_id)
+        .fetch_optional(self.pool())
+        .await?;
+        if let Some(r) = existing {
+            return Ok(r.trim_start_matches("reply:").to_string());
+        }
+        let token = hex::encode(rand::random::<[u8; 12]>());
+        self.add_thread_ref(thread_id, &format!("reply:{token}"))
+            .await?;
+        Ok(token)
+    }
+
+    /// Ties a reference (a Message-ID we sent, a reply token) to a thread.
+    pub async fn add_thread_ref(&self, thread_id: &str, r: &str) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        self.add_ref(&mut tx, r, thread_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Messages of a thread, newest first, before the message id `before`.

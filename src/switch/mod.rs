@@ -2,6 +2,7 @@
 //! leaves through [`Switch::reply`] and the outbox; the router (the ACD) hands threads to
 //! recruiters who are free.
 
+pub mod email;
 pub mod outbox;
 pub mod routing;
 
@@ -186,6 +187,7 @@ impl Switch {
         tokio::spawn(routing::run(switch.clone(), route_rx));
         tokio::spawn(outbox::run(switch.clone()));
         tokio::spawn(outbox::poll_statuses(switch.clone()));
+        tokio::spawn(email::supervise(switch.clone()));
         switch
     }
 
@@ -254,6 +256,16 @@ impl Switch {
         account: &ChannelAccount,
         p: InboundPayload,
     ) -> ApiResult<IngestResult> {
+        self.ingest_with(account, p, None).await
+    }
+
+    /// [`Switch::ingest`] with the text to show (an email without its quoted part).
+    pub(crate) async fn ingest_with(
+        &self,
+        account: &ChannelAccount,
+        p: InboundPayload,
+        display_text: Option<String>,
+    ) -> ApiResult<IngestResult> {
         let max = self.inner.config.max_inbound_chars;
         if p.id.trim().is_empty() || p.id.len() > 200 {
             return Err(ApiError::unprocessable(
@@ -320,6 +332,7 @@ impl Switch {
                 subject: p.subject.as_deref().map(|s| cut(s, 500)),
                 text: &text,
                 html: html.as_deref(),
+                display_text: display_text.as_deref().map(|t| cut(t, max)),
                 attachments: &attachments,
                 vacancy: p.vacancy.as_deref(),
                 auto_submitted: p.auto_submitted,

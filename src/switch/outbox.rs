@@ -26,7 +26,7 @@ pub fn backoff_ms(base: i64, max: i64, attempts: i64) -> i64 {
     (capped + jitter).max(1)
 }
 
-fn account_config(a: &ChannelAccount) -> AccountConfig {
+pub(super) fn account_config(a: &ChannelAccount) -> AccountConfig {
     AccountConfig {
         id: a.id.clone(),
         kind: a.kind.clone(),
@@ -114,7 +114,7 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
             }
         }
     }
-    let outbound = OutboundMessage {
+    let mut outbound = OutboundMessage {
         idempotency_key: message.id.clone(),
         to,
         subject: message.subject.clone(),
@@ -122,7 +122,28 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         attachments,
         thread_ref: Some(format!("thread:{}", message.thread_id)),
         status_callback: switch.status_callback(&account, &message.id),
+        to_name: None,
+        reply_token: None,
+        in_reply_to: None,
+        references: Vec::new(),
     };
+    if account.kind == "email" {
+        let thread = tdb.thread(&message.thread_id).await?;
+        let (in_reply_to, references) = tdb.email_context(&message.thread_id).await?;
+        outbound.reply_token = Some(tdb.reply_token(&message.thread_id).await?);
+        outbound.in_reply_to = in_reply_to;
+        outbound.references = references;
+        outbound.to_name = thread.contact_name.clone();
+        if outbound.subject.is_none() {
+            let base = thread.subject.clone().unwrap_or_else(|| "Jobers".into());
+            let lower = base.to_lowercase();
+            outbound.subject = Some(if lower.starts_with("re:") || lower.starts_with("на:") {
+                base
+            } else {
+                format!("Re: {base}")
+            });
+        }
+    }
     let started = std::time::Instant::now();
     let result = if account.enabled {
         adapter.send(&account_config(&account), &outbound).await
@@ -135,6 +156,13 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
     metrics::histogram!("outbox_send_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(accepted) => {
+            if account.kind == "email" {
+                // An answer naming this Message-ID joins the thread.
+                if let Some(id) = &accepted.provider_message_id {
+                    tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
+                        .await?;
+                }
+            }
             let (_, events) = tdb
                 .outbox_sent(job, accepted.provider_message_id.as_deref())
                 .await?;
