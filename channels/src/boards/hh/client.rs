@@ -329,7 +329,11 @@ impl HhClient {
     fn trusted(&self, url: &url::Url) -> bool {
         let api = url::Url::parse(&self.config.api_base).ok();
         let site = url::Url::parse(&self.config.oauth_base).ok();
-        if api.iter().chain(site.iter()).any(|b| Self::same_origin(b, url)) {
+        if api
+            .iter()
+            .chain(site.iter())
+            .any(|b| Self::same_origin(b, url))
+        {
             return true;
         }
         let Some(host) = url.host_str() else {
@@ -345,7 +349,11 @@ impl HhClient {
         let raw = if path_or_url.starts_with("http://") || path_or_url.starts_with("https://") {
             path_or_url.to_string()
         } else {
-            format!("{}{}", self.config.api_base.trim_end_matches('/'), path_or_url)
+            format!(
+                "{}{}",
+                self.config.api_base.trim_end_matches('/'),
+                path_or_url
+            )
         };
         let url = url::Url::parse(&raw).map_err(|_| BoardError::Permanent {
             status: 0,
@@ -446,8 +454,7 @@ impl HhClient {
             )
             .await?;
         let kind = manager["type"]["id"].as_str().unwrap_or("");
-        let role = if matches!(kind, "mcp" | "admin") || manager["is_main_contact_person"] == true
-        {
+        let role = if matches!(kind, "mcp" | "admin") || manager["is_main_contact_person"] == true {
             AccountRole::Admin
         } else {
             AccountRole::Manager
@@ -823,8 +830,12 @@ mod tests {
         let c = client();
         assert!(c.url_for("/me").is_ok());
         assert!(c.url_for("https://rabota.by/resume/x.pdf").is_ok());
-        assert!(c.url_for("https://hh.ru/api_resume_converter/x.pdf").is_ok());
-        assert!(c.url_for("https://evil.example/negotiations/response").is_err());
+        assert!(c
+            .url_for("https://hh.ru/api_resume_converter/x.pdf")
+            .is_ok());
+        assert!(c
+            .url_for("https://evil.example/negotiations/response")
+            .is_err());
         assert!(c.url_for("http://rabota.by/x").is_err());
     }
 }

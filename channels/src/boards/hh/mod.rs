@@ -24,8 +24,8 @@ use serde_json::Value;
 
 use super::{
     ActionArgument, BoardAction, BoardCapabilities, BoardCollection, BoardError, BoardNegotiation,
-    BoardResume, BoardState, BoardVacancy, ChatMessage, ChatRole, HiddenField, Page,
-    WebhookEvent, WebhookPayload,
+    BoardResume, BoardState, BoardVacancy, ChatMessage, ChatRole, HiddenField, Page, WebhookEvent,
+    WebhookPayload,
 };
 use crate::ErrorClass;
 
@@ -131,7 +131,10 @@ pub fn classify_api_error(status: u16, body: &str, retry_after: Option<Duration>
         return match value.as_deref() {
             Some("token_expired") => BoardError::TokenExpired,
             other => BoardError::NeedsRelogin {
-                reason: format!("HeadHunter refused the token ({})", other.unwrap_or("oauth")),
+                reason: format!(
+                    "HeadHunter refused the token ({})",
+                    other.unwrap_or("oauth")
+                ),
             },
         };
     }
@@ -144,7 +147,13 @@ pub fn classify_api_error(status: u16, body: &str, retry_after: Option<Duration>
         let what = if error_type.is_empty() {
             String::new()
         } else {
-            format!(": {error_type}{}", value.as_deref().map(|v| format!("/{v}")).unwrap_or_default())
+            format!(
+                ": {error_type}{}",
+                value
+                    .as_deref()
+                    .map(|v| format!("/{v}"))
+                    .unwrap_or_default()
+            )
         };
         return BoardError::RetryLater {
             class: ErrorClass::ServiceUnreachable,
@@ -365,7 +374,10 @@ pub(crate) fn resume_of(v: &Value) -> Option<BoardResume> {
     let mut ordered: Vec<&Value> = contacts.iter().filter(|c| c["preferred"] == true).collect();
     ordered.extend(contacts.iter().filter(|c| c["preferred"] != true));
     for c in ordered {
-        let kind = c["type"]["id"].as_str().or(c["type"].as_str()).unwrap_or("");
+        let kind = c["type"]["id"]
+            .as_str()
+            .or(c["type"].as_str())
+            .unwrap_or("");
         match kind {
             "cell" | "work" | "home" if phone.is_none() => {
                 phone = match &c["value"] {
@@ -378,7 +390,8 @@ pub(crate) fn resume_of(v: &Value) -> Option<BoardResume> {
                             let part = |k: &str| {
                                 o.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string()
                             };
-                            let n = format!("+{}{}{}", part("country"), part("city"), part("number"));
+                            let n =
+                                format!("+{}{}{}", part("country"), part("city"), part("number"));
                             (n.len() > 1).then_some(n)
                         }),
                     _ => None,
@@ -509,9 +522,17 @@ mod tests {
 
     #[test]
     fn api_errors_are_classified() {
-        let e = classify_api_error(403, r#"{"errors":[{"type":"oauth","value":"token_expired"}]}"#, None);
+        let e = classify_api_error(
+            403,
+            r#"{"errors":[{"type":"oauth","value":"token_expired"}]}"#,
+            None,
+        );
         assert_eq!(e, BoardError::TokenExpired);
-        let e = classify_api_error(403, r#"{"errors":[{"type":"oauth","value":"token_revoked"}]}"#, None);
+        let e = classify_api_error(
+            403,
+            r#"{"errors":[{"type":"oauth","value":"token_revoked"}]}"#,
+            None,
+        );
         assert!(e.needs_relogin());
         let e = classify_api_error(503, "<html>busy</html>", None);
         assert!(e.is_retryable());
@@ -521,17 +542,32 @@ mod tests {
             Some(Duration::from_secs(7)),
         );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
-        let e = classify_api_error(403, r#"{"errors":[{"type":"chats","value":"in_a_row_limit"}]}"#, None);
+        let e = classify_api_error(
+            403,
+            r#"{"errors":[{"type":"chats","value":"in_a_row_limit"}]}"#,
+            None,
+        );
         assert!(matches!(e, BoardError::ChatLimit { value } if value == "in_a_row_limit"));
-        let e = classify_api_error(403, r#"{"errors":[{"type":"negotiations","value":"wrong_state"}]}"#, None);
+        let e = classify_api_error(
+            403,
+            r#"{"errors":[{"type":"negotiations","value":"wrong_state"}]}"#,
+            None,
+        );
         assert_eq!(e.board_error(), Some(("negotiations", Some("wrong_state"))));
     }
 
     #[test]
     fn token_errors_are_classified() {
-        for d in ["token deactivated", "token was revoked", "token has already been refreshed"] {
+        for d in [
+            "token deactivated",
+            "token was revoked",
+            "token has already been refreshed",
+        ] {
             let body = format!(r#"{{"error":"invalid_grant","error_description":"{d}"}}"#);
-            assert!(classify_token_error(400, &body, None).needs_relogin(), "{d}");
+            assert!(
+                classify_token_error(400, &body, None).needs_relogin(),
+                "{d}"
+            );
         }
         let e = classify_token_error(
             400,
@@ -544,7 +580,10 @@ mod tests {
             r#"{"error":"invalid_grant","error_description":"token not expired"}"#,
             None,
         );
-        assert_eq!(e.board_error(), Some(("invalid_grant", Some("token not expired"))));
+        assert_eq!(
+            e.board_error(),
+            Some(("invalid_grant", Some("token not expired")))
+        );
         assert!(classify_token_error(502, "Bad Gateway", None).is_retryable());
     }
 

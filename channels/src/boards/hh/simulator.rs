@@ -186,7 +186,10 @@ impl Sim {
     }
 
     fn user(&self, id: &str) -> &User {
-        self.users.iter().find(|u| u.id == id).expect("a known user")
+        self.users
+            .iter()
+            .find(|u| u.id == id)
+            .expect("a known user")
     }
 
     fn sees_vacancy(&self, user: &str, vacancy_id: &str) -> bool {
@@ -442,10 +445,7 @@ impl HhSimulator {
     pub fn set_state_on_board(&self, negotiation_id: &str, state: &str) {
         let event = self.with(|s| {
             let seq = s.next();
-            let n = s
-                .negotiations
-                .iter_mut()
-                .find(|n| n.id == negotiation_id)?;
+            let n = s.negotiations.iter_mut().find(|n| n.id == negotiation_id)?;
             let from = std::mem::replace(&mut n.state, state.to_string());
             n.updated = seq;
             Some((
@@ -676,7 +676,7 @@ async fn gate(State(sim): State<HhSimulator>, request: Request, next: Next) -> R
 }
 
 /// The user of the request's bearer token, or HeadHunter's `oauth` error.
-fn authed(s: &Sim, headers: &HeaderMap) -> Result<String, Response> {
+fn authed(s: &Sim, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -684,13 +684,13 @@ fn authed(s: &Sim, headers: &HeaderMap) -> Result<String, Response> {
         .unwrap_or("");
     let oauth = |value: &str| errors(StatusCode::FORBIDDEN, "oauth", Some(value));
     let Some(a) = s.access.get(token) else {
-        return Err(oauth("bad_authorization"));
+        return Err(Box::new(oauth("bad_authorization")));
     };
     if a.dead.is_some() {
-        return Err(oauth("token_revoked"));
+        return Err(Box::new(oauth("token_revoked")));
     }
     if Instant::now() >= a.expires_at {
-        return Err(oauth("token_expired"));
+        return Err(Box::new(oauth("token_expired")));
     }
     Ok(a.user.clone())
 }
@@ -712,7 +712,10 @@ async fn authorize(State(sim): State<HhSimulator>, Query(q): Query<AuthorizeQuer
     if q.client_id.as_deref() != Some(s.client_id.as_str()) {
         return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
     }
-    let redirect = q.redirect_uri.clone().unwrap_or_else(|| s.redirect_uri.clone());
+    let redirect = q
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| s.redirect_uri.clone());
     if redirect != s.redirect_uri {
         return (StatusCode::BAD_REQUEST, "bad redirect url").into_response();
     }
@@ -724,7 +727,9 @@ async fn authorize(State(sim): State<HhSimulator>, Query(q): Query<AuthorizeQuer
     }
     let mut target = url::Url::parse(&redirect).expect("a registered URL");
     if std::mem::take(&mut s.deny_next) {
-        target.query_pairs_mut().append_pair("error", "access_denied");
+        target
+            .query_pairs_mut()
+            .append_pair("error", "access_denied");
     } else {
         let code = random_id();
         let user = s.authorizing.clone();
@@ -851,7 +856,7 @@ async fn token(State(sim): State<HhSimulator>, Form(f): Form<TokenForm>) -> Resp
 async fn revoke(State(sim): State<HhSimulator>, headers: HeaderMap) -> Response {
     let mut s = sim.state.lock().expect("not poisoned");
     if let Err(r) = authed(&s, &headers) {
-        return r;
+        return *r;
     }
     let token = headers
         .get(header::AUTHORIZATION)
@@ -874,7 +879,7 @@ async fn me(State(sim): State<HhSimulator>, headers: HeaderMap) -> Response {
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let u = s.user(&user);
     Json(json!({
@@ -893,7 +898,7 @@ async fn manager(
 ) -> Response {
     let s = sim.state.lock().expect("not poisoned");
     if let Err(r) = authed(&s, &headers) {
-        return r;
+        return *r;
     }
     let Some(u) = s.users.iter().find(|u| u.manager_id == mid) else {
         return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -906,8 +911,10 @@ async fn manager(
     } else {
         json!({"id": "manager", "name": "Менеджер"})
     };
-    Json(json!({"id": u.manager_id, "first_name": u.first_name, "last_name": u.last_name,
-                "email": u.email, "type": kind}))
+    Json(
+        json!({"id": u.manager_id, "first_name": u.first_name, "last_name": u.last_name,
+                "email": u.email, "type": kind}),
+    )
     .into_response()
 }
 
@@ -915,7 +922,7 @@ async fn manager_accounts(State(sim): State<HhSimulator>, headers: HeaderMap) ->
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let u = s.user(&user);
     Json(json!({
@@ -937,14 +944,14 @@ struct Paging {
     host: Option<String>,
 }
 
-fn paged(total: usize, p: &Paging) -> Result<(usize, usize, u32, u32), Response> {
+fn paged(total: usize, p: &Paging) -> Result<(usize, usize, u32, u32), Box<Response>> {
     let per_page = p.per_page.unwrap_or(20);
     if per_page == 0 || per_page > 100 {
-        return Err(errors(
+        return Err(Box::new(errors(
             StatusCode::BAD_REQUEST,
             "bad_argument",
             Some("per_page"),
-        ));
+        )));
     }
     let page = p.page.unwrap_or(0);
     let start = (page as usize).saturating_mul(per_page as usize).min(total);
@@ -970,7 +977,7 @@ async fn active_vacancies(
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if eid != EMPLOYER_ID {
         return errors(StatusCode::FORBIDDEN, "forbidden", None);
@@ -986,7 +993,7 @@ async fn active_vacancies(
         .collect();
     let (start, end, page, per_page) = match paged(visible.len(), &p) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items = visible[start..end]
         .iter()
@@ -1014,13 +1021,17 @@ async fn collections(
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(vacancy_id) = p.vacancy_id.as_deref() else {
         return errors(StatusCode::BAD_REQUEST, "bad_argument", Some("vacancy_id"));
     };
     if !s.sees_vacancy(&user, vacancy_id) {
-        return errors(StatusCode::BAD_REQUEST, "negotiations", Some("vacancy_not_found"));
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "negotiations",
+            Some("vacancy_not_found"),
+        );
     }
     let base = sim.base_url();
     let collections: Vec<Value> = STATES
@@ -1092,7 +1103,7 @@ async fn negotiation_or_collection(
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let base = sim.base_url();
     if key.bytes().all(|b| b.is_ascii_digit()) {
@@ -1112,7 +1123,11 @@ async fn negotiation_or_collection(
         return errors(StatusCode::BAD_REQUEST, "bad_argument", Some("vacancy_id"));
     };
     if !s.sees_vacancy(&user, vacancy_id) {
-        return errors(StatusCode::BAD_REQUEST, "negotiations", Some("vacancy_not_found"));
+        return errors(
+            StatusCode::BAD_REQUEST,
+            "negotiations",
+            Some("vacancy_not_found"),
+        );
     }
     let ours: Vec<&Negotiation> = s
         .negotiations
@@ -1121,7 +1136,7 @@ async fn negotiation_or_collection(
         .collect();
     let (start, end, page, per_page) = match paged(ours.len(), &p) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items = ours[start..end]
         .iter()
@@ -1150,7 +1165,7 @@ async fn change_state(
         let mut s = sim.state.lock().expect("not poisoned");
         let user = match authed(&s, &headers) {
             Ok(u) => u,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let Some(target) = STATES.iter().find(|x| x.0 == state) else {
             return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -1219,7 +1234,7 @@ async fn resume(
     let mut s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !resume_visible(&s, &user, &id) {
         return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -1235,14 +1250,22 @@ async fn resume(
     let names = !hidden("names_and_photo");
     let mut contact = Vec::new();
     if let Some(phone) = &a.phone {
-        contact.push(json!({"type": {"id": "cell", "name": "Мобильный телефон"}, "preferred": true,
-            "value": if hidden("phones") { Value::Null } else { json!({"formatted": phone}) }}));
+        contact.push(
+            json!({"type": {"id": "cell", "name": "Мобильный телефон"}, "preferred": true,
+            "value": if hidden("phones") { Value::Null } else { json!({"formatted": phone}) }}),
+        );
     }
     if let Some(email) = &a.email {
-        contact.push(json!({"type": {"id": "email", "name": "Эл. почта"}, "preferred": false,
-            "value": if hidden("email") { Value::Null } else { json!(email) }}));
+        contact.push(
+            json!({"type": {"id": "email", "name": "Эл. почта"}, "preferred": false,
+            "value": if hidden("email") { Value::Null } else { json!(email) }}),
+        );
     }
-    let hidden_fields: Vec<Value> = a.hidden.iter().map(|h| json!({"id": h, "name": h})).collect();
+    let hidden_fields: Vec<Value> = a
+        .hidden
+        .iter()
+        .map(|h| json!({"id": h, "name": h}))
+        .collect();
     Json(json!({
         "id": id, "title": a.title,
         "first_name": names.then(|| a.first_name.clone()),
@@ -1268,7 +1291,7 @@ async fn resume_pdf(
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !resume_visible(&s, &user, &id) {
         return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -1308,7 +1331,7 @@ async fn chat_messages(
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !chat_visible(&s, &user, &chat_id) {
         return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -1316,7 +1339,7 @@ async fn chat_messages(
     let chat = &s.chats[&chat_id];
     let (start, end, page, per_page) = match paged(chat.messages.len(), &p) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items = chat.messages[start..end]
         .iter()
@@ -1341,7 +1364,7 @@ async fn send_chat_message(
         let mut s = sim.state.lock().expect("not poisoned");
         let user = match authed(&s, &headers) {
             Ok(u) => u,
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         if !chat_visible(&s, &user, &chat_id) {
             return errors(StatusCode::NOT_FOUND, "not_found", None);
@@ -1362,11 +1385,7 @@ async fn send_chat_message(
             .map(|n| n.vacancy_id.clone())
             .unwrap_or_default();
         let chat = s.chats.get_mut(&chat_id).expect("visible chat");
-        if let Some(existing) = body
-            .idempotency_key
-            .as_ref()
-            .and_then(|k| chat.keys.get(k))
-        {
+        if let Some(existing) = body.idempotency_key.as_ref().and_then(|k| chat.keys.get(k)) {
             let m = chat
                 .messages
                 .iter()
@@ -1381,7 +1400,11 @@ async fn send_chat_message(
             .take_while(|m| m.role == "EMPLOYER")
             .count();
         if in_a_row >= IN_A_ROW_LIMIT {
-            return errors(StatusCode::FORBIDDEN, "negotiations", Some("in_a_row_limit"));
+            return errors(
+                StatusCode::FORBIDDEN,
+                "negotiations",
+                Some("in_a_row_limit"),
+            );
         }
         let id = format!("{}", 8_000_000 + seq);
         let m = Message {
@@ -1432,7 +1455,7 @@ async fn list_subscriptions(State(sim): State<HhSimulator>, headers: HeaderMap) 
     let s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let items: Vec<Value> = s
         .subscriptions
@@ -1454,7 +1477,7 @@ async fn create_subscription(
     let mut s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !valid_url(&body.url) {
         return errors(StatusCode::BAD_REQUEST, "bad_argument", Some("url"));
@@ -1479,7 +1502,7 @@ async fn update_subscription(
     let mut s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !valid_url(&body.url) {
         return errors(StatusCode::BAD_REQUEST, "bad_argument", Some("url"));
@@ -1506,7 +1529,7 @@ async fn delete_subscription(
     let mut s = sim.state.lock().expect("not poisoned");
     let user = match authed(&s, &headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let before = s.subscriptions.len();
     s.subscriptions.retain(|x| !(x.id == id && x.user == user));
