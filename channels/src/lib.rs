@@ -5,6 +5,7 @@
 //! Adapters do I/O and format conversion only; they never open the database. Each has a
 //! simulator of its provider (used by the demo and the tests).
 
+pub mod boards;
 pub mod email;
 pub mod signing;
 pub mod sms;
