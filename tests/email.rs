@@ -129,8 +129,14 @@ async fn a_mail_conversation_stays_in_one_thread_across_clients_bounces_and_auto
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["secret"], "", "typed passwords are not echoed");
     let shown = &created["account"]["settings"];
-    assert_eq!(shown["smtp"]["password"], "", "passwords never come back: {created}");
-    assert_eq!(shown["imap"]["password"], "", "passwords never come back: {created}");
+    assert_eq!(
+        shown["smtp"]["password"], "",
+        "passwords never come back: {created}"
+    );
+    assert_eq!(
+        shown["imap"]["password"], "",
+        "passwords never come back: {created}"
+    );
     // 1. The applicant writes.
     smtp_raw(
         "applicant@example.test",
