@@ -297,7 +297,7 @@ async fn a_mail_conversation_stays_in_one_thread_across_clients_bounces_and_auto
     // 6. A bounce of the reply marks it failed with the reason.
     smtp_raw(
         "applicant@example.test",
-        &format!("mailer-daemon@example.test"),
+        "mailer-daemon@example.test",
         &recruiter,
         &format!(
             "From: Mail Delivery System <mailer-daemon@example.test>\nTo: <{recruiter}>\nSubject: Undelivered Mail Returned to Sender\nMessage-ID: <bounce-{tag}@example.test>\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"r1\"\n\n--r1\nContent-Type: text/plain; charset=utf-8\n\nYour message could not be delivered.\n--r1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.test\n\nFinal-Recipient: rfc822; {applicant}\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\n--r1\nContent-Type: text/rfc822-headers\n\nMessage-ID: <{reply_id}@jobers.test>\nFrom: HR Acme <{recruiter}>\nTo: <{applicant}>\nSubject: Re: Резюме курьера\n--r1--\n"

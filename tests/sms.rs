@@ -603,3 +603,160 @@ fn percent_decode(s: &str) -> Vec<u8> {
     }
     out
 }
+
+#[tokio::test]
+async fn provider_timeouts_5xx_and_garbage_end_sent_after_retries_with_the_account_health_shown() {
+    use jobers_channels::sms::Fault;
+    let app = spawn_app_with(|c| {
+        c.switch.send_timeout_secs = 1;
+        c.switch.outbox_backoff_ms = 50;
+    })
+    .await;
+    let ws = app.workspace("acme").await;
+    let sim = SmsRuSimulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        "key",
+    )
+    .await;
+    let hook = app
+        .channel(&ws, "sms", "http://127.0.0.1:9/", json!({}))
+        .await;
+    let t = app
+        .inbound_ok(
+            &hook,
+            json!({"id": "x", "from": {"phone": "+79161234567"}, "text": "Привет"}),
+        )
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let smsru = account(
+        &app,
+        &ws,
+        json!({"kind": "sms", "provider": "smsru", "name": "SMS.ru", "address": "Jobers",
+        "settings": {"base_url": sim.base_url()}, "secret": "key"}),
+    )
+    .await;
+    let acc_id = smsru["id"].as_str().unwrap().to_string();
+    let mut live = common::ws::WsClient::connect(&app.base, &ws.access(), None).await;
+    live.next_of("live", None).await;
+    sim.fail_next(&[
+        Fault::Hang(Duration::from_secs(3)),
+        Fault::Status(502),
+        Fault::Garbage,
+    ]);
+    let reply = json_of(
+        app.post_json(
+            &format!("/api/v1/threads/{t}/messages"),
+            Some(&ws.access()),
+            json!({"text": "Ответ", "channel_account_id": acc_id, "signature": "none"}),
+        )
+        .await,
+    )
+    .await;
+    let mid = reply["id"].as_str().unwrap().to_string();
+    // The account shows the trouble while it lasts.
+    let health = live.next_of("event", Some("channel.health")).await;
+    assert_eq!(health["data"]["health"], "degraded");
+    assert!(!health["data"]["next_retry_at"].is_null());
+    eventually("sent after the faults", || async {
+        let m = app
+            .db
+            .for_tenant(&ws.tenant.id)
+            .thread_message(&mid)
+            .await
+            .unwrap();
+        (m.delivery_state.as_deref() == Some("sent")).then_some(())
+    })
+    .await;
+    assert_eq!(sim.messages().len(), 1, "sent once, nothing lost");
+    let (_, attempts, _) = app
+        .db
+        .for_tenant(&ws.tenant.id)
+        .outbox_state(&mid)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempts, 4);
+    let acc = json_of(
+        app.get(&format!("/api/v1/channel-accounts/{acc_id}"), &ws.access())
+            .await,
+    )
+    .await;
+    assert_eq!(acc["health"], "ok");
+}
+
+#[tokio::test]
+async fn an_applicant_who_replies_stop_gets_no_more_sms_until_start() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let sim = TwilioSimulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SID,
+        TOKEN,
+    )
+    .await;
+    let hook = app
+        .channel(&ws, "sms", "http://127.0.0.1:9/", json!({}))
+        .await;
+    let twilio = account(
+        &app,
+        &ws,
+        json!({"kind": "sms", "provider": "twilio", "name": "T", "address": "+15005550006",
+        "settings": {"account_sid": SID, "base_url": sim.base_url()}, "secret": TOKEN}),
+    )
+    .await;
+    let t = app
+        .inbound_ok(&hook, json!({"id": "s1", "from": {"phone": "+79161234567", "email": "p@example.test"}, "text": "STOP"}))
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/threads/{t}/messages");
+    let r = app
+        .post_json(
+            &path,
+            Some(&ws.access()),
+            json!({"text": "x", "channel_account_id": twilio["id"]}),
+        )
+        .await;
+    assert_error(r, 422, "opted_out").await;
+    let contact = json_of(app.get(&format!("/api/v1/threads/{t}"), &ws.access()).await).await
+        ["contact_id"]
+        .clone();
+    let c = json_of(
+        app.get(
+            &format!("/api/v1/contacts/{}", contact.as_str().unwrap()),
+            &ws.access(),
+        )
+        .await,
+    )
+    .await;
+    let phone = c["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "phone")
+        .unwrap()
+        .clone();
+    assert!(!phone["opted_out_at"].is_null(), "{c}");
+    // START opts back in.
+    app.inbound_ok(
+        &hook,
+        json!({"id": "s2", "from": {"phone": "+79161234567"}, "text": "Старт"}),
+    )
+    .await;
+    let r = app
+        .post_json(
+            &path,
+            Some(&ws.access()),
+            json!({"text": "Снова на связи", "channel_account_id": twilio["id"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    eventually("sent", || async { sim.messages().first().cloned() }).await;
+    assert!(
+        sim.messages().iter().all(|m| m.body != "x"),
+        "nothing was sent while opted out"
+    );
+}

@@ -24,6 +24,8 @@ pub struct Identity {
     pub kind: String,
     pub value: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// A phone whose owner replied STOP: no SMS goes to it until they reply START.
+    pub opted_out_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -64,6 +66,7 @@ struct IdentityRow {
     kind: String,
     value: String,
     created_at: i64,
+    opted_out_at: Option<i64>,
 }
 
 #[derive(FromRow)]
@@ -117,7 +120,7 @@ impl TenantDb {
         .fetch_one(&mut **tx)
         .await?;
         let identities: Vec<IdentityRow> = sqlx::query_as(
-            "SELECT id, kind, value, created_at FROM identities WHERE tenant_id = $1 AND contact_id = $2 \
+            "SELECT id, kind, value, created_at, opted_out_at FROM identities WHERE tenant_id = $1 AND contact_id = $2 \
              ORDER BY kind, value",
         )
         .bind(&self.tenant_id)
@@ -135,6 +138,7 @@ impl TenantDb {
                     kind: i.kind,
                     value: i.value,
                     created_at: to_time(i.created_at),
+                    opted_out_at: i.opted_out_at.map(to_time),
                 })
                 .collect(),
             created_at: to_time(row.created_at),
@@ -512,6 +516,33 @@ impl TenantDb {
         .await?;
         tx.commit().await?;
         Ok((undone, events))
+    }
+
+    /// Records an SMS opt-out (STOP) or opt-in (START) of a phone.
+    pub async fn set_opted_out(&self, phone: &str, out: bool) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE identities SET opted_out_at = $3 WHERE tenant_id = $1 AND kind = 'phone' AND value = $2",
+        )
+        .bind(&self.tenant_id)
+        .bind(phone)
+        .bind(out.then(now_ms))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a phone opted out of SMS.
+    pub async fn opted_out(&self, phone: &str) -> StoreResult<bool> {
+        let at: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT opted_out_at FROM identities WHERE tenant_id = $1 AND kind = 'phone' AND value = $2",
+        )
+        .bind(&self.tenant_id)
+        .bind(phone)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(at.flatten().is_some())
     }
 
     /// Merges that made this applicant what it is (as survivor or merged), newest first.

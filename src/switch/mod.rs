@@ -358,6 +358,14 @@ impl Switch {
                 ..
             } => {
                 metrics::counter!("ingest_messages_total").increment(1);
+                if account.kind == "sms" {
+                    if let (Some(out), Some(phone)) = (
+                        opt_keyword(&message.text),
+                        message.remote_address.as_deref(),
+                    ) {
+                        tdb.set_opted_out(phone, out).await?;
+                    }
+                }
                 self.publish(&account.tenant_id, &events).await;
                 if thread.assignee_id.is_none() && thread.queue_id.is_some() {
                     self.route_tenant(&account.tenant_id);
@@ -490,6 +498,12 @@ impl Switch {
                     "the applicant has no address for this channel (no phone for SMS, no email for mail)",
                 )
             })?;
+        if account.kind == "sms" && tdb.opted_out(&remote).await? {
+            return Err(ApiError::unprocessable(
+                "opted_out",
+                "the applicant replied STOP: no more SMS to this number until they reply START",
+            ));
+        }
         let user = tdb.user(who.user_id()).await?;
         let tenant = self.inner.db.tenant(tdb.tenant_id()).await?;
         let vars = [
@@ -652,6 +666,27 @@ impl Switch {
     }
 }
 
+/// What an SMS that says only this means: `Some(true)` opt out, `Some(false)` opt back in.
+pub fn opt_keyword(text: &str) -> Option<bool> {
+    let word: String = text
+        .trim()
+        .trim_matches(|c: char| c.is_ascii_punctuation())
+        .to_lowercase();
+    match word.as_str() {
+        "stop"
+        | "stopall"
+        | "unsubscribe"
+        | "cancel"
+        | "end"
+        | "quit"
+        | "стоп"
+        | "отписаться"
+        | "отписка" => Some(true),
+        "start" | "unstop" | "старт" | "подписаться" => Some(false),
+        _ => None,
+    }
+}
+
 /// The applicant's address for a channel kind among their identities.
 fn remote_of(kind: &str, keys: &[IdentityKey]) -> Option<String> {
     let want: &[&str] = match kind {
@@ -722,6 +757,15 @@ mod tests {
             ),
             "Здравствуйте, Анна! Вакансия Курьер. {{unknown}}"
         );
+    }
+
+    #[test]
+    fn stop_and_start_are_recognised_alone() {
+        assert_eq!(opt_keyword(" STOP "), Some(true));
+        assert_eq!(opt_keyword("Стоп."), Some(true));
+        assert_eq!(opt_keyword("start"), Some(false));
+        assert_eq!(opt_keyword("stop the interview please"), None);
+        assert_eq!(opt_keyword("Здравствуйте"), None);
     }
 
     #[test]

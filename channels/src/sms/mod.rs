@@ -4,6 +4,39 @@ pub mod kannel;
 pub mod smsru;
 pub mod twilio;
 
+/// A failure a simulator plays on its next request (before accepting anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status.
+    Status(u16),
+    /// Take this long, then answer 504 (the caller's timeout is usually shorter).
+    Hang(std::time::Duration),
+    /// Answer 200 with something that is not the provider's format.
+    Garbage,
+}
+
+/// Plays the next queued fault, if any: `Some(response)` to answer with instead.
+pub(crate) async fn play_fault(
+    faults: &std::sync::Mutex<std::collections::VecDeque<Fault>>,
+) -> Option<(axum::http::StatusCode, String)> {
+    let fault = faults.lock().expect("not poisoned").pop_front()?;
+    Some(match fault {
+        Fault::Status(code) => (
+            axum::http::StatusCode::from_u16(code)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+            "simulated failure".into(),
+        ),
+        Fault::Hang(d) => {
+            tokio::time::sleep(d).await;
+            (axum::http::StatusCode::GATEWAY_TIMEOUT, "too slow".into())
+        }
+        Fault::Garbage => (
+            axum::http::StatusCode::OK,
+            "<html>Service temporarily unavailable</html>".into(),
+        ),
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Gsm7,

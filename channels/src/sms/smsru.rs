@@ -214,6 +214,7 @@ struct SimState {
 #[derive(Clone)]
 pub struct SmsRuSimulator {
     state: Arc<Mutex<SimState>>,
+    faults: Arc<Mutex<std::collections::VecDeque<super::Fault>>>,
     pub addr: SocketAddr,
 }
 
@@ -234,6 +235,7 @@ impl SmsRuSimulator {
                 messages: Vec::new(),
                 refuse_next: None,
             })),
+            faults: Arc::default(),
             addr,
         };
         let app = Router::new()
@@ -255,6 +257,14 @@ impl SmsRuSimulator {
         self.state.lock().expect("not poisoned").messages.clone()
     }
 
+    /// Failures to play on the next sends, in order.
+    pub fn fail_next(&self, faults: &[super::Fault]) {
+        self.faults
+            .lock()
+            .expect("not poisoned")
+            .extend(faults.iter().copied());
+    }
+
     /// The next send is refused for its number with this status code (e.g. 207).
     pub fn refuse_next(&self, code: i64) {
         self.state.lock().expect("not poisoned").refuse_next = Some(code);
@@ -264,11 +274,22 @@ impl SmsRuSimulator {
 async fn send_form(
     state: State<SmsRuSimulator>,
     axum::Form(p): axum::Form<Params>,
-) -> axum::Json<Value> {
+) -> axum::response::Response {
     send(state, Query(p)).await
 }
 
-async fn send(State(sim): State<SmsRuSimulator>, Query(p): Query<Params>) -> axum::Json<Value> {
+async fn send(
+    State(sim): State<SmsRuSimulator>,
+    Query(p): Query<Params>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(answer) = super::play_fault(&sim.faults).await {
+        return answer.into_response();
+    }
+    send_accepted(&sim, p).into_response()
+}
+
+fn send_accepted(sim: &SmsRuSimulator, p: Params) -> axum::Json<Value> {
     let mut st = sim.state.lock().expect("not poisoned");
     if p.api_id.as_deref() != Some(st.api_id.as_str()) {
         return axum::Json(

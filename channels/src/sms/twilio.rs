@@ -206,6 +206,7 @@ struct SimState {
 #[derive(Clone)]
 pub struct TwilioSimulator {
     state: Arc<Mutex<SimState>>,
+    faults: Arc<Mutex<std::collections::VecDeque<super::Fault>>>,
     pub addr: SocketAddr,
 }
 
@@ -223,6 +224,7 @@ impl TwilioSimulator {
                 messages: Vec::new(),
                 report: vec!["sent", "delivered"],
             })),
+            faults: Arc::default(),
             addr,
         };
         let app = Router::new()
@@ -243,6 +245,14 @@ impl TwilioSimulator {
 
     pub fn messages(&self) -> Vec<SimMessage> {
         self.state.lock().expect("not poisoned").messages.clone()
+    }
+
+    /// Failures to play on the next sends, in order.
+    pub fn fail_next(&self, faults: &[super::Fault]) {
+        self.faults
+            .lock()
+            .expect("not poisoned")
+            .extend(faults.iter().copied());
     }
 
     /// The statuses reported to the callback after each accepted message.
@@ -279,6 +289,9 @@ async fn create_message(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> (StatusCode, String) {
+    if let Some(answer) = super::play_fault(&sim.faults).await {
+        return answer;
+    }
     let (account_sid, token) = {
         let st = sim.state.lock().expect("not poisoned");
         (st.account_sid.clone(), st.auth_token.clone())
