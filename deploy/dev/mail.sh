@@ -208,7 +208,7 @@ PY
   STARTED_MAIL_PIDS+=("$!")
   if ! _mail_wait_port "$imap_port" || ! _mail_wait_port "$lmtp_port" || ! _mail_wait_port "$smtp_port"; then
     echo "the mail servers did not start:" >&2
-    cat "$dir/dovecot.out" "$dir/dovecot.log" "$dir/relay.log" >&2 2>/dev/null
+    cat "$dir/dovecot.out" "$dir/dovecot.log" "$dir/relay.log" >&2 2>/dev/null || true
     stop_mail
     return 1
   fi
