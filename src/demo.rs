@@ -164,6 +164,8 @@ pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
         read_after: Duration::from_secs(3),
         reply_after: Some(Duration::from_secs(6)),
     });
+    let twilio = twilio_line(&tdb, &queue.id, url).await?;
+    let mail = mail_line(&tdb, &queue.id, url).await?;
     let threads = tdb
         .list_threads(
             "",
@@ -174,6 +176,55 @@ pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
         )
         .await?;
     if threads.is_empty() {
+        // The Twilio line and the mailbox first: the three SMS applicants are the newest.
+        let first_words = [
+            (
+                &twilio,
+                InboundPayload {
+                    id: "demo-twilio-0".into(),
+                    from: Sender {
+                        name: Some("Алексей Водителев".into()),
+                        phone: Some("+79035556677".into()),
+                        ..Default::default()
+                    },
+                    text: "Добрый вечер. Вакансия водителя категории C ещё открыта?".into(),
+                    html: None,
+                    subject: None,
+                    refs: Vec::new(),
+                    vacancy: Some("Водитель".into()),
+                    attachments: Vec::new(),
+                    auto_submitted: false,
+                },
+            ),
+            (
+                &mail,
+                InboundPayload {
+                    id: "<demo-mail-0@example.test>".into(),
+                    from: Sender {
+                        name: Some("Ирина Бухгалтерова".into()),
+                        email: Some("irina@example.test".into()),
+                        ..Default::default()
+                    },
+                    text: String::new(),
+                    html: Some(
+                        "<p>Здравствуйте!</p><p>Прошу рассмотреть моё резюме на должность \
+                         <b>бухгалтера</b>. Опыт работы — 7 лет.</p>"
+                            .into(),
+                    ),
+                    subject: Some("Резюме на должность бухгалтера".into()),
+                    refs: Vec::new(),
+                    vacancy: Some("Бухгалтер".into()),
+                    attachments: Vec::new(),
+                    auto_submitted: false,
+                },
+            ),
+        ];
+        for (account, payload) in first_words {
+            app.switch()
+                .ingest(account, payload)
+                .await
+                .map_err(|e| anyhow::anyhow!("seeding demo threads: {e}"))?;
+        }
         let applicants = [
             (
                 "Мария Курьерова",
@@ -220,4 +271,113 @@ pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
     }
     // The simulator lives as long as the process.
     Ok(())
+}
+
+/// A second SMS number on a simulated Twilio-compatible API, whose applicants answer.
+async fn twilio_line(
+    tdb: &crate::store::TenantDb,
+    queue: &str,
+    url: &str,
+) -> anyhow::Result<crate::store::ChannelAccount> {
+    use jobers_channels::sms::twilio::TwilioSimulator;
+    const SID: &str = "ACdemo0000000000000000000000000000";
+    const NAME: &str = "SMS Twilio (демо)";
+    let existing = tdb
+        .channel_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.provider == "twilio" && a.name == NAME);
+    let token = existing
+        .as_ref()
+        .and_then(|a| a.secret.clone())
+        .unwrap_or_else(|| hex::encode(rand::random::<[u8; 16]>()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = TwilioSimulator::start(listener, SID, &token).await;
+    let settings = serde_json::json!({"account_sid": SID, "base_url": sim.base_url()});
+    let account = match existing {
+        Some(a) => {
+            tdb.update_channel_account(
+                &a.id,
+                &crate::store::ChannelAccountPatch {
+                    settings: Some(settings),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => {
+            tdb.create_channel_account(crate::store::NewChannelAccount {
+                kind: "sms",
+                provider: "twilio",
+                name: NAME,
+                address: "+15005550006",
+                owner_user_id: None,
+                settings: &settings,
+                secret: Some(&token),
+                queue_id: Some(queue),
+                inbound_expected_within_s: None,
+            })
+            .await?
+        }
+    };
+    sim.answer_through(
+        &format!("{url}/api/v1/hooks/{}/twilio", account.id),
+        std::time::Duration::from_secs(6),
+    );
+    Ok(account)
+}
+
+/// A mailbox played by the webhook channel's simulator (the demo needs no mail server):
+/// letters with HTML, and applicants who answer.
+async fn mail_line(
+    tdb: &crate::store::TenantDb,
+    queue: &str,
+    url: &str,
+) -> anyhow::Result<crate::store::ChannelAccount> {
+    use jobers_channels::webhook::{HubLink, Simulator};
+    const NAME: &str = "Почта (демо)";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = Simulator::start(listener, None).await;
+    let settings = serde_json::json!({ "url": sim.url() });
+    let existing = tdb
+        .channel_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.provider == "webhook" && a.name == NAME);
+    let account = match existing {
+        Some(a) => {
+            tdb.update_channel_account(
+                &a.id,
+                &crate::store::ChannelAccountPatch {
+                    settings: Some(settings),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            tdb.create_channel_account(crate::store::NewChannelAccount {
+                kind: "email",
+                provider: "webhook",
+                name: NAME,
+                address: "hr@demo.jobers.local",
+                owner_user_id: None,
+                settings: &settings,
+                secret: Some(&secret),
+                queue_id: Some(queue),
+                inbound_expected_within_s: None,
+            })
+            .await?
+        }
+    };
+    sim.link(HubLink {
+        base: url.to_string(),
+        account_id: account.id.clone(),
+        secret: account.secret.clone().unwrap_or_default(),
+        delivered_after: std::time::Duration::from_millis(800),
+        read_after: std::time::Duration::from_secs(3),
+        reply_after: Some(std::time::Duration::from_secs(8)),
+    });
+    Ok(account)
 }

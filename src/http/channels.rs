@@ -127,7 +127,6 @@ fn check_provider_settings(
         Ok(())
     };
     match provider {
-        "webhook" => need(&["url"])?,
         "kannel" => need(&["sendsms_url", "username"])?,
         "twilio" => need(&["account_sid"])?,
         _ => {}

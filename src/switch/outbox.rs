@@ -163,10 +163,7 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
                         .await?;
                 }
             }
-            let (_, events) = tdb
-                .outbox_sent(job, accepted.provider_message_id.as_deref())
-                .await?;
-            switch.publish_events(&job.tenant_id, &events).await;
+            // The account first, so whoever sees the message sent sees the account healthy.
             tdb.note_outbound_success(&account.id).await?;
             health(
                 switch,
@@ -180,6 +177,10 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
                 },
             )
             .await;
+            let (_, events) = tdb
+                .outbox_sent(job, accepted.provider_message_id.as_deref())
+                .await?;
+            switch.publish_events(&job.tenant_id, &events).await;
             metrics::counter!("outbox_sent_total").increment(1);
         }
         Err(SendError::Retryable { class, message }) => {

@@ -1,6 +1,7 @@
 // Browser test of the inbox against a real hub: `jobers demo` seeds a routing queue (Olga and
 // Ivan, round robin), a simulated SMS line ("SMS (демо)": delivered after ~0.8 s, read after
-// ~3 s, the applicant answers after ~6 s) and three applicants who wrote.
+// ~3 s, the applicant answers after ~6 s) and three applicants who wrote there; older threads
+// came through a simulated Twilio number and a simulated mailbox.
 //
 //   JOBERS_BIN=path/to/jobers node --test e2e/
 import { after, before, test } from 'node:test';
@@ -62,11 +63,12 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
   await t.test('olga sees the threads routed to her in "mine"', async () => {
     await page.click('[data-testid=nav-inbox]');
     await page.waitForSelector('[data-testid=inbox-scope] [data-scope=mine][aria-checked=true]');
-    // Olga is the only member online: the three waiting threads come to her, live.
-    await page.waitForFunction(() => document.querySelectorAll('[data-testid=thread-item]').length === 3);
+    // Olga is the only member online: the five waiting threads come to her, live.
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=thread-item]').length === 5);
     for (const a of await page.locator('[data-testid=thread-assignee]').allTextContents()) assert.equal(a, 'вы');
-    assert.equal(await page.locator('[data-testid=thread-item] [data-channel=sms]').count(), 3);
-    assert.equal(await page.locator('[data-testid=thread-unread]').count(), 3);
+    assert.equal(await page.locator('[data-testid=thread-item] [data-channel=sms]').count(), 4);
+    assert.equal(await page.locator('[data-testid=thread-item] [data-channel=email]').count(), 1);
+    assert.equal(await page.locator('[data-testid=thread-unread]').count(), 5);
     await page.locator('[data-testid=thread-waiting]').first().waitFor();
     assert.match(await page.locator('[data-testid=thread-waiting]').first().textContent(), /^ждёт /);
     await page.screenshot({ path: join(artifacts, 'inbox.png') });
