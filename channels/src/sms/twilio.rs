@@ -198,6 +198,8 @@ struct SimState {
     messages: Vec<SimMessage>,
     /// Report these statuses to the callback after accepting (e.g. sent, delivered).
     report: Vec<&'static str>,
+    /// Answer each message as the applicant through this inbound webhook URL (the demo).
+    answer: Option<(String, Duration)>,
 }
 
 /// A simulator of Twilio's Messages API for the demo and tests: checks basic auth and the
@@ -223,6 +225,7 @@ impl TwilioSimulator {
                 auth_token: auth_token.into(),
                 messages: Vec::new(),
                 report: vec!["sent", "delivered"],
+                answer: None,
             })),
             faults: Arc::default(),
             addr,
@@ -253,6 +256,12 @@ impl TwilioSimulator {
             .lock()
             .expect("not poisoned")
             .extend(faults.iter().copied());
+    }
+
+    /// Answers every accepted message as its recipient, `after` later, through the
+    /// number's inbound webhook `url` (signed like Twilio's).
+    pub fn answer_through(&self, url: &str, after: Duration) {
+        self.state.lock().expect("not poisoned").answer = Some((url.to_string(), after));
     }
 
     /// The statuses reported to the callback after each accepted message.
@@ -330,11 +339,39 @@ async fn create_message(
         body: text.clone(),
         status_callback: form.get("StatusCallback").cloned(),
     };
-    let report = {
+    let (report, answer) = {
         let mut st = sim.state.lock().expect("not poisoned");
         st.messages.push(message.clone());
-        st.report.clone()
+        (st.report.clone(), st.answer.clone())
     };
+    if let Some((url, after)) = answer {
+        let (to, from, token, account) = (
+            message.to.clone(),
+            message.from.clone(),
+            token.clone(),
+            account_sid.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let params = vec![
+                ("AccountSid".to_string(), account),
+                (
+                    "Body".to_string(),
+                    "Спасибо! Подойду, как договорились.".to_string(),
+                ),
+                ("From".to_string(), to),
+                (
+                    "MessageSid".to_string(),
+                    format!("SM{}", uuid::Uuid::now_v7().simple()),
+                ),
+                ("NumMedia".to_string(), "0".to_string()),
+                ("To".to_string(), from),
+            ];
+            let _ =
+                TwilioSimulator::post_signed_form(&reqwest::Client::new(), &url, &token, &params)
+                    .await;
+        });
+    }
     if let Some(cb) = message.status_callback.clone() {
         let (sid, to, token, account) =
             (message.sid.clone(), to.clone(), token.clone(), account_sid);
