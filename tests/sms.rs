@@ -760,3 +760,61 @@ async fn an_applicant_who_replies_stop_gets_no_more_sms_until_start() {
         "nothing was sent while opted out"
     );
 }
+
+#[tokio::test]
+async fn an_sms_longer_than_the_numbers_limit_needs_confirmation() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let sim = TwilioSimulator::start(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        SID,
+        TOKEN,
+    )
+    .await;
+    let hook = app
+        .channel(&ws, "sms", "http://127.0.0.1:9/", json!({}))
+        .await;
+    let twilio = account(&app, &ws, json!({"kind": "sms", "provider": "twilio", "name": "T", "address": "+15005550006",
+        "settings": {"account_sid": SID, "base_url": sim.base_url(), "max_segments": 2}, "secret": TOKEN})).await;
+    let t = app
+        .inbound_ok(
+            &hook,
+            json!({"id": "l1", "from": {"phone": "+79161234567"}, "text": "Привет"}),
+        )
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/threads/{t}/messages");
+    // 135 Cyrillic characters: three UCS-2 parts.
+    let long = "я".repeat(135);
+    let r = app
+        .post_json(
+            &path,
+            Some(&ws.access()),
+            json!({"text": long, "channel_account_id": twilio["id"], "signature": "none"}),
+        )
+        .await;
+    let body = assert_error(r, 422, "sms_confirmation_needed").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("3 parts"),
+        "{body}"
+    );
+    let two = "я".repeat(134);
+    let r = app
+        .post_json(
+            &path,
+            Some(&ws.access()),
+            json!({"text": two, "channel_account_id": twilio["id"], "signature": "none"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "two parts are within the limit");
+    let r = app
+        .post_json(&path, Some(&ws.access()), json!({"text": long, "channel_account_id": twilio["id"], "signature": "none", "confirm_long": true}))
+        .await;
+    assert_eq!(r.status(), 201, "confirmed");
+    eventually("both sent", || async {
+        (sim.messages().len() == 2).then_some(())
+    })
+    .await;
+}

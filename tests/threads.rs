@@ -470,6 +470,14 @@ async fn round_robin_honours_capacity_and_availability() {
         .await;
     assert_eq!(put.status(), 204);
     wait_presence_online(&app, &ws, &[&olga, &ivan]).await;
+    // Routing decides from presence as shown: wait until Petr shows busy.
+    eventually("petr busy", || async {
+        let snap = app.hub.presence_snapshot(&ws.tenant.id, None);
+        snap.iter()
+            .any(|p| p.user_id == petr && p.status == jobers::realtime::presence::Status::Busy)
+            .then_some(())
+    })
+    .await;
     let q = queue(
         &app,
         &ws,

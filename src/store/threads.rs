@@ -491,26 +491,38 @@ impl TenantDb {
     /// Ingest (R-HUB-2): stores an inbound message with its applicant and thread, in one
     /// transaction with its events. The same `(account, external_id)` twice is stored once.
     pub async fn ingest(&self, input: Inbound<'_>) -> StoreResult<Ingested> {
-        let (mut tx, position, _gate) = self.begin_with_position().await?;
+        let (mut tx, _gate) = self.begin_write().await?;
+        let out = self.ingest_in(&mut tx, &input).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`TenantDb::ingest`] inside a transaction the caller commits (the ingest writer puts
+    /// many messages, of any tenants, in one).
+    pub(crate) async fn ingest_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        input: &Inbound<'_>,
+    ) -> StoreResult<Ingested> {
         let existing: Option<(String, String)> = sqlx::query_as(
             "SELECT id, thread_id FROM thread_messages WHERE tenant_id = $1 AND channel_account_id = $2 AND external_id = $3",
         )
         .bind(&self.tenant_id)
         .bind(&input.account.id)
         .bind(input.external_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if let Some((message_id, thread_id)) = existing {
-            tx.rollback().await?;
             return Ok(Ingested::Duplicate {
                 thread_id,
                 message_id,
             });
         }
-        let mut first = Some(position);
+        // Positions are taken as events are written (the first takes the tenant's lock).
+        let mut first = None;
         let mut events = Vec::new();
         let (thread_id, contact_created, _thread_created) = self
-            .thread_for_inbound(&mut tx, &input, &mut first, &mut events)
+            .thread_for_inbound(tx, input, &mut first, &mut events)
             .await?;
         let now = now_ms();
         let id = new_id();
@@ -536,7 +548,7 @@ impl TenantDb {
         .bind(i64::from(input.auto_submitted))
         .bind(now)
         .bind(input.display_text)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // A new message reopens; an unassigned thread waits in its queue (oldest first).
         let awaiting = (!input.auto_submitted).then_some(input.at);
@@ -558,10 +570,10 @@ impl TenantDb {
         .bind(preview_of(text))
         .bind(input.subject)
         .bind(input.vacancy)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         for r in input.refs {
-            self.add_ref(&mut tx, r, &thread_id).await?;
+            self.add_ref(tx, r, &thread_id).await?;
         }
         sqlx::query(
             "UPDATE channel_accounts SET last_inbound_at = $3, \
@@ -572,13 +584,12 @@ impl TenantDb {
         .bind(&self.tenant_id)
         .bind(&input.account.id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        let message = self.message_in(&mut tx, &id).await?;
-        let thread = self.thread_in(&mut tx, &thread_id).await?;
-        self.push_thread_events(&mut tx, &mut first, Some(&message), &thread, &mut events)
+        let message = self.message_in(tx, &id).await?;
+        let thread = self.thread_in(tx, &thread_id).await?;
+        self.push_thread_events(tx, &mut first, Some(&message), &thread, &mut events)
             .await?;
-        tx.commit().await?;
         Ok(Ingested::Stored {
             thread: Box::new(thread),
             message: Box::new(message),

@@ -5,6 +5,7 @@
 pub mod email;
 pub mod outbox;
 pub mod routing;
+mod writer;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use crate::config::SwitchConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::realtime::Hub;
 use crate::store::{
-    Attachment, ChannelAccount, Db, IdentityKey, Inbound, Ingested, NewThreadMessage, TenantDb,
+    Attachment, ChannelAccount, Db, IdentityKey, Ingested, NewThreadMessage, TenantDb,
     ThreadChange, ThreadMessage,
 };
 
@@ -73,6 +74,9 @@ pub struct ReplyRequest {
     pub attachments: Vec<String>,
     /// Makes the reply idempotent: a repeat returns the stored message.
     pub client_message_id: Option<String>,
+    /// Send an SMS longer than the number's `max_segments` setting (default 3) anyway.
+    #[serde(default)]
+    pub confirm_long: bool,
 }
 
 #[derive(Clone)]
@@ -89,7 +93,12 @@ struct SwitchInner {
     route: mpsc::UnboundedSender<String>,
     outbox: Arc<Notify>,
     public_url: String,
+    writers: writer::Writers,
 }
+
+/// SMS parts a reply may take without `confirm_long` (a number's `max_segments` setting
+/// overrides it).
+pub const DEFAULT_MAX_SEGMENTS: usize = 3;
 
 /// Inbound attachments of these types are kept; others are dropped with a note.
 const ACCEPTED_TYPES: &[&str] = &[
@@ -172,6 +181,7 @@ impl Switch {
         public_url: String,
     ) -> Switch {
         let (route, route_rx) = mpsc::unbounded_channel();
+        let writers = writer::Writers::start(db.clone());
         let switch = Switch {
             inner: Arc::new(SwitchInner {
                 db,
@@ -182,6 +192,7 @@ impl Switch {
                 route,
                 outbox: Arc::new(Notify::new()),
                 public_url,
+                writers,
             }),
         };
         tokio::spawn(routing::run(switch.clone(), route_rx));
@@ -321,20 +332,22 @@ impl Switch {
             .map(str::trim)
             .filter(|n| !n.is_empty())
             .map(|n| cut(n, 200));
-        let outcome = tdb
-            .ingest(Inbound {
-                account,
-                external_id: p.id.trim(),
-                sender: &sender,
-                sender_name: name,
-                remote_address: remote.as_deref(),
-                refs: &p.refs,
-                subject: p.subject.as_deref().map(|s| cut(s, 500)),
-                text: &text,
-                html: html.as_deref(),
-                display_text: display_text.as_deref().map(|t| cut(t, max)),
-                attachments: &attachments,
-                vacancy: p.vacancy.as_deref(),
+        let outcome = self
+            .inner
+            .writers
+            .ingest(writer::Job {
+                account: account.clone(),
+                external_id: p.id.trim().to_string(),
+                sender,
+                sender_name: name.map(str::to_string),
+                remote_address: remote,
+                refs: p.refs.clone(),
+                subject: p.subject.as_deref().map(|s| cut(s, 500).to_string()),
+                text,
+                html,
+                display_text: display_text.as_deref().map(|t| cut(t, max).to_string()),
+                attachments,
+                vacancy: p.vacancy.clone(),
                 auto_submitted: p.auto_submitted,
                 at: crate::store::now_ms(),
             })
@@ -548,6 +561,26 @@ impl Switch {
                 "invalid_text",
                 "the reply must be 1 to 20000 characters long",
             ));
+        }
+        if account.kind == "sms" && !req.confirm_long {
+            let limit = account
+                .settings
+                .get("max_segments")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(DEFAULT_MAX_SEGMENTS as u64) as usize;
+            let (encoding, segments) = jobers_channels::sms::segments(&text);
+            if segments > limit {
+                return Err(ApiError::unprocessable(
+                    "sms_confirmation_needed",
+                    format!(
+                        "this SMS takes {segments} parts ({}), more than the {limit} allowed without confirmation: send again with confirm_long",
+                        match encoding {
+                            jobers_channels::sms::Encoding::Gsm7 => "GSM-7",
+                            jobers_channels::sms::Encoding::Ucs2 => "UCS-2",
+                        }
+                    ),
+                ));
+            }
         }
         if let Some(c) = &req.client_message_id {
             if c.is_empty() || c.len() > 100 {
