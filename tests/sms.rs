@@ -198,7 +198,7 @@ async fn twilio_inbound_is_verified_with_twilios_own_signatures_and_replies_repo
     assert_eq!(
         sent[0].status_callback.as_deref(),
         Some(
-            app.url(&format!("/api/v1/hooks/{id}/twilio/status"))
+            app.url(&format!("/api/v1/hooks/{id}/twilio/status?msg={mid}"))
                 .as_str()
         )
     );
@@ -574,6 +574,20 @@ async fn kannel_brings_an_sms_into_a_thread_and_carries_the_reply_with_its_deliv
         .await
         .unwrap();
     assert_error(forged, 401, "bad_signature").await;
+    // The account's password is not a signing key of the generic webhook either.
+    let body = serde_json::to_vec(
+        &json!({"id": "f1", "from": {"phone": "+79005556677"}, "text": "подделка"}),
+    )
+    .unwrap();
+    let r = jobers_channels::webhook::post_signed(
+        &app.client,
+        &app.url(&format!("/api/v1/hooks/{id}/inbound")),
+        "sendsms-pass",
+        &body,
+    )
+    .await
+    .unwrap();
+    assert_error(r, 401, "bad_signature").await;
     let list = json_of(app.get("/api/v1/threads", &ws.access()).await).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     drop(to_kannel);

@@ -51,7 +51,7 @@ pub fn verify(
         return Err(VerifyError::Missing);
     };
     let ts: i64 = ts.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if (now_secs - ts).abs() > MAX_SKEW_SECS {
+    if now_secs.abs_diff(ts) > MAX_SKEW_SECS as u64 {
         return Err(VerifyError::Stale);
     }
     let Some(hex_sig) = sig.trim().strip_prefix("sha256=") else {
@@ -96,6 +96,17 @@ mod tests {
         assert_eq!(
             verify("s3cret", None, Some(&sig), b"{\"a\":1}", 1_010),
             Err(VerifyError::Missing)
+        );
+        assert_eq!(
+            verify(
+                "s3cret",
+                Some(&i64::MIN.to_string()),
+                Some(&sig),
+                b"",
+                1_010
+            ),
+            Err(VerifyError::Stale),
+            "no overflow on absurd timestamps"
         );
         assert_eq!(
             verify("s3cret", Some("x"), Some(&sig), b"", 1_010),

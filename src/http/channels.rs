@@ -374,7 +374,12 @@ async fn verified_account(
         Err(StoreError::NotFound) => return Err(refuse("unknown account or bad signature")),
         Err(e) => return Err(e.into()),
     };
-    let Some(secret) = &account.secret else {
+    // Only webhook accounts: other providers' secrets are their credentials, not signing keys.
+    let Some(secret) = account
+        .secret
+        .as_ref()
+        .filter(|_| account.provider == "webhook")
+    else {
         return Err(refuse("unknown account or bad signature"));
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
@@ -477,6 +482,17 @@ async fn hook_status(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Inbound messages through a switched-off account are refused for the provider to retry.
+fn refuse_disabled(account: &ChannelAccount) -> ApiResult<()> {
+    if account.enabled {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable {
+        code: "channel_disabled",
+        message: "this channel account is switched off; retry later".into(),
+    })
+}
+
 /// Finds an account of `provider` for a provider's callback (404 when unknown, so the
 /// caller learns nothing more than with a bad token).
 async fn provider_account(state: &AppState, id: &str, provider: &str) -> ApiResult<ChannelAccount> {
@@ -525,6 +541,7 @@ async fn kannel_inbound(
             "unknown account or bad signature",
         ));
     }
+    refuse_disabled(&account)?;
     let payload = InboundPayload {
         id: q.id,
         from: jobers_channels::webhook::Sender {
@@ -658,6 +675,7 @@ async fn twilio_inbound(
 ) -> ApiResult<([(axum::http::HeaderName, &'static str); 1], &'static str)> {
     let account = provider_account(&state, &id, "twilio").await?;
     let params = twilio_verified(&state, &account, &uri, &headers, &body)?;
+    refuse_disabled(&account)?;
     let (Some(sid), Some(from)) = (field(&params, "MessageSid"), field(&params, "From")) else {
         return Err(ApiError::unprocessable(
             "invalid_body",
@@ -717,6 +735,12 @@ async fn twilio_status(
             "MessageSid and MessageStatus are required",
         ));
     };
+    // Our message id rides in the StatusCallback URL (a callback may come before the SID
+    // is recorded).
+    let ours = uri
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "msg"))
+        .map(|(_, v)| v.into_owned());
     if let Some(delivery) = jobers_channels::sms::twilio::delivery_state(status) {
         let reason = (delivery == "failed").then(|| {
             format!(
@@ -729,7 +753,7 @@ async fn twilio_status(
         report_delivery(
             &state,
             &account,
-            None,
+            ours.as_deref(),
             Some(sid),
             delivery,
             reason.as_deref(),

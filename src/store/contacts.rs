@@ -271,11 +271,42 @@ impl TenantDb {
         first: &mut Option<i64>,
         events: &mut Vec<StoredEvent>,
     ) -> StoreResult<Resolved> {
+        let (survivor, created, merges) = self
+            .resolve_ids(tx, name, identities, first, events)
+            .await?;
+        let contact = self.contact_in(tx, &survivor).await?;
+        Ok(Resolved {
+            contact,
+            created,
+            merges,
+        })
+    }
+
+    /// [`TenantDb::resolve_in`] without reading the contact back: its id, whether it was
+    /// created, and the merges made (ingest needs no more).
+    pub(super) async fn resolve_ids(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: Option<&str>,
+        identities: &[IdentityKey],
+        first: &mut Option<i64>,
+        events: &mut Vec<StoredEvent>,
+    ) -> StoreResult<(String, bool, Vec<ContactMerge>)> {
         let mut owners: Vec<String> = Vec::new();
+        // Identities nobody has yet (merges move identities between contacts but never
+        // give one to nobody, so these stay free until inserted below).
+        let mut free: Vec<&IdentityKey> = Vec::new();
         for key in identities {
-            if let Some(owner) = self.owner_of(tx, key).await? {
-                if !owners.contains(&owner) {
-                    owners.push(owner);
+            match self.owner_of(tx, key).await? {
+                Some(owner) => {
+                    if !owners.contains(&owner) {
+                        owners.push(owner);
+                    }
+                }
+                None => {
+                    if !free.contains(&key) {
+                        free.push(key);
+                    }
                 }
             }
         }
@@ -302,12 +333,10 @@ impl TenantDb {
                     .await?,
             );
         }
-        for key in identities {
-            if self.owner_of(tx, key).await?.is_none() {
-                self.insert_identity(tx, &survivor, key).await?;
-            }
+        for key in free {
+            self.insert_identity(tx, &survivor, key).await?;
         }
-        if let Some(n) = name {
+        if let (Some(n), false) = (name, created) {
             sqlx::query("UPDATE contacts SET name = $3, name_search = $4 WHERE tenant_id = $1 AND id = $2 AND name IS NULL")
                 .bind(&self.tenant_id)
                 .bind(&survivor)
@@ -316,12 +345,7 @@ impl TenantDb {
                 .execute(&mut **tx)
                 .await?;
         }
-        let contact = self.contact_in(tx, &survivor).await?;
-        Ok(Resolved {
-            contact,
-            created,
-            merges,
-        })
+        Ok((survivor, created, merges))
     }
 
     // The transaction, the two applicants, who and why, and where the events go.

@@ -90,6 +90,23 @@ impl TenantDb {
         let (mut tx, position, _gate) = self.begin_with_position().await?;
         let mut first = Some(position);
         let now = now_ms();
+        // Decided under the tenant's lock: a report that arrived meanwhile is not undone.
+        let current: Option<String> = sqlx::query_scalar(
+            "SELECT delivery_state FROM thread_messages WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&self.tenant_id)
+        .bind(message_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let current = current.unwrap_or_else(|| "queued".into());
+        let backwards = match state {
+            // Retry (failed → queued) is the one deliberate step back.
+            "queued" => current != "failed" && current != "queued",
+            "failed" => rank(&current) >= rank("delivered"),
+            s => rank(s) < rank(&current) && current != "failed",
+        };
+        let state = if backwards { current.as_str() } else { state };
+        let reason = if backwards { None } else { reason };
         if let Some((outbox_id, outbox_state, error, next_at)) = outbox {
             sqlx::query(
                 "UPDATE outbox SET state = $3, last_error = $4, next_attempt_at = COALESCE($5, next_attempt_at), \
@@ -106,7 +123,8 @@ impl TenantDb {
             .await?;
         }
         sqlx::query(
-            "UPDATE thread_messages SET delivery_state = $3, failure_reason = $4, \
+            "UPDATE thread_messages SET delivery_state = $3, \
+             failure_reason = CASE WHEN $3 = delivery_state AND $4 IS NULL THEN failure_reason ELSE $4 END, \
              provider_message_id = COALESCE($5, provider_message_id), updated_at = $6 \
              WHERE tenant_id = $1 AND id = $2",
         )
@@ -167,13 +185,30 @@ impl TenantDb {
         let (mut tx, _gate) = self.begin_write().await?;
         sqlx::query(
             "UPDATE outbox SET last_error = $3, next_attempt_at = $4, locked_until = NULL, updated_at = $5 \
-             WHERE tenant_id = $1 AND id = $2",
+             WHERE tenant_id = $1 AND id = $2 AND state = 'pending' AND attempts = $6",
         )
         .bind(&self.tenant_id)
         .bind(&job.id)
         .bind(error)
         .bind(next_at)
         .bind(now_ms())
+        .bind(job.attempts)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Holds a taken entry longer (a send that may take longer than the default lease).
+    pub async fn extend_outbox_lease(&self, job: &OutboxJob, ms: i64) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE outbox SET locked_until = $3 WHERE tenant_id = $1 AND id = $2 AND attempts = $4 AND state = 'pending'",
+        )
+        .bind(&self.tenant_id)
+        .bind(&job.id)
+        .bind(now_ms() + ms)
+        .bind(job.attempts)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

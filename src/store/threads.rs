@@ -9,7 +9,7 @@ use sqlx::{Any, FromRow, Transaction};
 use utoipa::ToSchema;
 
 use super::channels::ChannelAccount;
-use super::contacts::{IdentityKey, Resolved};
+use super::contacts::IdentityKey;
 use super::events::{push_event, Audience, StoredEvent};
 use super::rooms::{to_json, Attachment};
 use super::{new_id, now_ms, to_time, StoreError, StoreResult, TenantDb};
@@ -430,15 +430,10 @@ impl TenantDb {
                 return Ok((t, false, false));
             }
         }
-        let Resolved {
-            contact,
-            created,
-            merges,
-        } = self
-            .resolve_in(tx, input.sender_name, input.sender, first, events)
+        let (contact_id, created, _merges) = self
+            .resolve_ids(tx, input.sender_name, input.sender, first, events)
             .await?;
-        let _ = merges;
-        if let Some(t) = self.thread_of_contact(tx, &contact.id).await? {
+        if let Some(t) = self.thread_of_contact(tx, &contact_id).await? {
             return Ok((t, created, false));
         }
         let id = new_id();
@@ -453,7 +448,7 @@ impl TenantDb {
         )
         .bind(&id)
         .bind(&self.tenant_id)
-        .bind(&contact.id)
+        .bind(&contact_id)
         .bind(queue)
         .bind(input.vacancy)
         .bind(now)
@@ -518,8 +513,9 @@ impl TenantDb {
                 message_id,
             });
         }
-        // Positions are taken as events are written (the first takes the tenant's lock).
-        let mut first = None;
+        // The tenant's position (and with it the tenant's lock) first, like every other
+        // writer, so two transactions never wait on each other's rows.
+        let mut first = Some(super::events::next_position(tx, &self.tenant_id).await?);
         let mut events = Vec::new();
         let (thread_id, contact_created, _thread_created) = self
             .thread_for_inbound(tx, input, &mut first, &mut events)

@@ -219,7 +219,7 @@ impl Switch {
                 );
                 Some(format!("{base}/kannel/dlr?token={token}&msg={message_id}"))
             }
-            "twilio" => Some(format!("{base}/twilio/status")),
+            "twilio" => Some(format!("{base}/twilio/status?msg={message_id}")),
             _ => None,
         }
     }
@@ -303,9 +303,19 @@ impl Switch {
                 "from must carry a phone, an email, an hh or a telegram id",
             ));
         }
-        let texts = [Some(&p.text), p.html.as_ref(), p.subject.as_ref()];
+        let texts = [
+            Some(&p.text),
+            p.html.as_ref(),
+            p.subject.as_ref(),
+            Some(&p.id),
+            p.vacancy.as_ref(),
+            p.from.name.as_ref(),
+        ];
         if texts.iter().flatten().any(|t| !valid_text(t))
-            || p.from.name.as_deref().is_some_and(|n| !valid_text(n))
+            || p.refs.iter().any(|r| !valid_text(r) || r.len() > 1000)
+            || p.attachments
+                .iter()
+                .any(|a| !valid_text(&a.file_name) || !valid_text(&a.content_type))
         {
             return Err(ApiError::unprocessable(
                 "invalid_text",
@@ -325,6 +335,7 @@ impl Switch {
             text.push_str(&format!("\n[{note}]"));
         }
         let remote = remote_of(&account.kind, &sender);
+        let sms_from = remote.clone();
         let name = p
             .from
             .name
@@ -358,6 +369,14 @@ impl Switch {
                 message_id,
             } => {
                 metrics::counter!("ingest_duplicates_total").increment(1);
+                // A STOP whose recording failed the first time is recorded on the repeat.
+                if let (true, Some(out), Some(phone)) = (
+                    account.kind == "sms",
+                    opt_keyword(&p.text),
+                    sms_from.as_deref(),
+                ) {
+                    tdb.set_opted_out(phone, out).await?;
+                }
                 Ok(IngestResult {
                     thread_id,
                     message_id,
@@ -582,8 +601,18 @@ impl Switch {
                 ));
             }
         }
+        if req
+            .subject
+            .as_deref()
+            .is_some_and(|t| !valid_text(t) || t.chars().count() > 500)
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                "subject must be at most 500 characters, without NUL",
+            ));
+        }
         if let Some(c) = &req.client_message_id {
-            if c.is_empty() || c.len() > 100 {
+            if c.is_empty() || c.len() > 100 || !valid_text(c) {
                 return Err(ApiError::unprocessable(
                     "invalid_field",
                     "client_message_id must be 1 to 100 characters long",

@@ -43,17 +43,28 @@ pub(super) async fn run(switch: Switch) {
     // Longer than any send can take (the adapter's timeout bounds it), with room to record it.
     let lease_ms = (switch.config().send_timeout_secs as i64 * 2 + 2) * 1000;
     loop {
-        // Wait for a free worker before taking entries, so nothing taken waits on us.
-        let free = slots.available_permits().max(1) as i64;
-        let jobs = match switch.db().claim_outbox(lease_ms, free).await {
+        // A free worker first, then entries for the free workers: nothing taken waits for a
+        // worker while its lease runs.
+        let first = slots.clone().acquire_owned().await.expect("never closed");
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let jobs = match switch
+            .db()
+            .claim_outbox(lease_ms, permits.len() as i64)
+            .await
+        {
             Ok(j) => j,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox: claiming entries failed");
+                drop(permits);
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
         if jobs.is_empty() {
+            drop(permits);
             let wait = match switch.db().next_outbox_due().await {
                 Ok(Some(due)) => (due - crate::store::now_ms()).clamp(5, 1000),
                 _ => 1000,
@@ -64,8 +75,7 @@ pub(super) async fn run(switch: Switch) {
             }
             continue;
         }
-        for job in jobs {
-            let permit = slots.clone().acquire_owned().await.expect("never closed");
+        for (job, permit) in jobs.into_iter().zip(permits) {
             let switch = switch.clone();
             tokio::spawn(async move {
                 if let Err(e) = process(&switch, &job).await {
@@ -101,6 +111,19 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
     let Some(to) = message.remote_address.clone() else {
         return permanent("the message has no recipient address".into()).await;
     };
+    if account.kind == "sms" && tdb.opted_out(&to).await? {
+        return permanent("the applicant replied STOP: no more SMS to this number".into()).await;
+    }
+    if account.provider == "email" {
+        // A mail exchange may take up to four times the mailbox's timeout: hold the entry
+        // that long (plus room to record it), so no other worker sends it meanwhile.
+        let secs = account
+            .settings
+            .get("timeout_secs")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(30);
+        tdb.extend_outbox_lease(job, (secs * 4 + 10) * 1000).await?;
+    }
     let mut attachments = Vec::new();
     for a in &message.attachments {
         match switch.blobs().get(&job.tenant_id, &a.upload_id).await {
@@ -156,13 +179,6 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
     metrics::histogram!("outbox_send_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(accepted) => {
-            if account.kind == "email" {
-                // An answer naming this Message-ID joins the thread.
-                if let Some(id) = &accepted.provider_message_id {
-                    tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
-                        .await?;
-                }
-            }
             // The account first, so whoever sees the message sent sees the account healthy.
             tdb.note_outbound_success(&account.id).await?;
             health(
@@ -181,6 +197,13 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
                 .outbox_sent(job, accepted.provider_message_id.as_deref())
                 .await?;
             switch.publish_events(&job.tenant_id, &events).await;
+            if account.kind == "email" {
+                // An answer naming this Message-ID joins the thread.
+                if let Some(id) = &accepted.provider_message_id {
+                    tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
+                        .await?;
+                }
+            }
             metrics::counter!("outbox_sent_total").increment(1);
         }
         Err(SendError::Retryable { class, message }) => {
