@@ -97,6 +97,21 @@ pub struct SwitchConfig {
     /// The longest a mailbox reader waits for new mail (IMAP IDLE, or the poll interval on
     /// servers without IDLE) before reading again.
     pub mail_wait_secs: u64,
+    /// How often a job-board account is read in full (the backstop for missed webhooks),
+    /// in milliseconds.
+    #[serde(default = "default_board_poll_ms")]
+    pub board_poll_ms: u64,
+    /// Responses read per board request (HeadHunter serves at most 100).
+    #[serde(default = "default_board_page_size")]
+    pub board_page_size: u64,
+}
+
+fn default_board_poll_ms() -> u64 {
+    60_000
+}
+
+fn default_board_page_size() -> u64 {
+    100
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -226,6 +241,8 @@ impl Default for Config {
                 max_inbound_chars: 100_000,
                 status_poll_secs: 30,
                 mail_wait_secs: 25,
+                board_poll_ms: default_board_poll_ms(),
+                board_page_size: default_board_page_size(),
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,

@@ -183,11 +183,18 @@ async fn create_account(
             "kind must be sms, email, board or chat",
         ));
     }
-    if !jobers_channels::PROVIDERS.contains(&req.provider.as_str()) {
+    let board = jobers_channels::boards::BoardProvider::parse(&req.provider).is_some();
+    if board && req.kind != "board" {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "a job-board provider needs kind board",
+        ));
+    }
+    if !board && !jobers_channels::PROVIDERS.contains(&req.provider.as_str()) {
         return Err(ApiError::unprocessable(
             "unknown_provider",
             format!(
-                "provider must be one of: {}",
+                "provider must be one of: {}, hh",
                 jobers_channels::PROVIDERS.join(", ")
             ),
         ));
@@ -211,6 +218,27 @@ async fn create_account(
         "webhook" => {
             check_provider_settings(&req.provider, &settings, None)?;
             (settings, new_secret())
+        }
+        // A HeadHunter employer account: the application's client secret now, the
+        // employer's tokens after the OAuth connect, both sealed.
+        "hh" => {
+            crate::switch::boards::hh_settings(&settings)
+                .map_err(|m| ApiError::unprocessable("invalid_settings", m))?;
+            let client_secret = req
+                .secret
+                .clone()
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "invalid_settings",
+                        "provider hh needs the application's client secret in secret",
+                    )
+                })?;
+            let sealed = crate::switch::boards::HhSecret {
+                client_secret,
+                tokens: None,
+            };
+            (settings, sealed.to_json())
         }
         // A mailbox: the passwords in its settings become the (sealed) secret.
         "email" => {
@@ -306,6 +334,12 @@ async fn update_account(
                     .await
                     .map_err(unknown_queue)?,
             ));
+        }
+    }
+    if current.provider == "hh" {
+        if let Some(settings) = &req.settings {
+            crate::switch::boards::hh_settings(settings)
+                .map_err(|m| ApiError::unprocessable("invalid_settings", m))?;
         }
     }
     if req.settings.as_ref().is_some_and(|s| !s.is_object()) {

@@ -3,6 +3,7 @@
 //! tracing, security headers).
 
 pub mod auth;
+mod ats;
 mod channels;
 mod contacts;
 pub mod extract;
@@ -66,6 +67,7 @@ pub struct AppState {
         (name = "audit", description = "Audit log"),
         (name = "chat", description = "Staff chat, files, presence, directory"),
         (name = "contacts", description = "Applicants, identities, merges"),
+        (name = "ats", description = "Vacancies, applications, pipelines; job-board accounts, their mapping and import"),
         (name = "threads", description = "The inbox: applicant threads, replies, notes, assignment"),
         (name = "channels", description = "Channel accounts (SMS numbers, mailboxes, boards, webhooks) and their health"),
         (name = "routing", description = "Routing queues, strategies and capacities"),
@@ -104,6 +106,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(contacts::router())
                 .merge(threads::router())
                 .merge(channels::router())
+                .merge(ats::router())
                 .merge(rooms::router(state.config.http.max_upload_bytes)),
         )
         .merge(ops::router())

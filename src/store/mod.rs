@@ -10,6 +10,7 @@
 //! authenticated [`crate::auth::Principal`] (which only the auth layer can construct) or,
 //! for operator commands, explicitly by tenant id. HTTP handlers never see the pool.
 
+mod ats;
 mod audit;
 mod channels;
 mod contacts;
@@ -34,6 +35,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use ats::{
+    Application, BoardCounters, BoardDifference, BoardMapping, BoardStateRef, BoardVacancyInput,
+    NewBoardApplication, OAuthRequest, Pipeline, Stage, Vacancy, DEFAULT_STAGES,
+};
 pub use audit::{AuditEntry, AuditQuery, NewAuditEntry};
 pub use channels::{
     ChannelAccount, ChannelAccountPatch, HealthReport, NewChannelAccount, Queue, QueueInput,

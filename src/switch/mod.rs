@@ -2,6 +2,7 @@
 //! leaves through [`Switch::reply`] and the outbox; the router (the ACD) hands threads to
 //! recruiters who are free.
 
+pub mod boards;
 pub mod email;
 pub mod outbox;
 pub mod routing;
@@ -94,6 +95,7 @@ struct SwitchInner {
     outbox: Arc<Notify>,
     public_url: String,
     writers: writer::Writers,
+    boards: Arc<boards::BoardTasks>,
 }
 
 /// SMS parts a reply may take without `confirm_long` (a number's `max_segments` setting
@@ -193,12 +195,14 @@ impl Switch {
                 outbox: Arc::new(Notify::new()),
                 public_url,
                 writers,
+                boards: Arc::default(),
             }),
         };
         tokio::spawn(routing::run(switch.clone(), route_rx));
         tokio::spawn(outbox::run(switch.clone()));
         tokio::spawn(outbox::poll_statuses(switch.clone()));
         tokio::spawn(email::supervise(switch.clone()));
+        tokio::spawn(boards::supervise(switch.clone()));
         switch
     }
 
@@ -238,6 +242,11 @@ impl Switch {
 
     pub(crate) fn config(&self) -> &SwitchConfig {
         &self.inner.config
+    }
+
+    /// The job-board sync tasks of this node.
+    pub fn boards(&self) -> &boards::BoardTasks {
+        &self.inner.boards
     }
 
     pub(crate) fn blobs(&self) -> &Blobs {

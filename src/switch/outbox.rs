@@ -97,6 +97,29 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         switch.publish_events(&job.tenant_id, &events).await;
         anyhow::Ok(())
     };
+    // A job board's chat: through the board's connector, the message id as the key.
+    if account.provider == "hh" {
+        let result = if account.enabled {
+            super::boards::send_chat(
+                switch,
+                &tdb,
+                &account,
+                &message.thread_id,
+                &message.id,
+                &message.text,
+            )
+            .await
+            .map(|id| jobers_channels::Accepted {
+                provider_message_id: Some(id),
+            })
+        } else {
+            Err(SendError::Retryable {
+                class: ErrorClass::NoOutbound,
+                message: "the channel account is switched off".into(),
+            })
+        };
+        return record(switch, &tdb, job, &account, result).await;
+    }
     let Some(adapter) = Adapter::for_account(
         &account_config(&account),
         Duration::from_secs(switch.config().send_timeout_secs),
@@ -177,6 +200,26 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         })
     };
     metrics::histogram!("outbox_send_seconds").record(started.elapsed().as_secs_f64());
+    if account.kind == "email" {
+        if let Ok(accepted) = &result {
+            // An answer naming this Message-ID joins the thread.
+            if let Some(id) = &accepted.provider_message_id {
+                tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
+                    .await?;
+            }
+        }
+    }
+    record(switch, &tdb, job, &account, result).await
+}
+
+/// Records the outcome of one attempt: sent, retry later, or failed; and the health.
+async fn record(
+    switch: &Switch,
+    tdb: &crate::store::TenantDb,
+    job: &OutboxJob,
+    account: &ChannelAccount,
+    result: Result<jobers_channels::Accepted, SendError>,
+) -> anyhow::Result<()> {
     match result {
         Ok(accepted) => {
             // The account first, so whoever sees the message sent sees the account healthy.
