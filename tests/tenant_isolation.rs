@@ -75,6 +75,63 @@ fn example(schema: &Value, doc: &Value, b_ids: &HashMap<&str, String>) -> Value 
     }
 }
 
+/// A job-board account (HeadHunter, not connected), a local vacancy and an application of
+/// `contact` on it: (board account id, vacancy id, application id, a stage id, pipeline id).
+async fn ats_objects(
+    app: &TestApp,
+    ws: &Workspace,
+    secret_word: &str,
+    contact: &str,
+) -> [String; 5] {
+    let board: Value = app
+        .post_json(
+            "/api/v1/channel-accounts",
+            Some(&ws.access()),
+            json!({"kind": "board", "provider": "hh", "name": format!("{secret_word} board"), "address": "rabota.by",
+                   "settings": {"site": "rabota.by", "client_id": "c", "redirect_uri": "https://jobers.example/cb",
+                                "api_base": "http://127.0.0.1:9", "oauth_base": "http://127.0.0.1:9"},
+                   "secret": "client secret"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let vacancy: Value = app
+        .post_json(
+            "/api/v1/vacancies",
+            Some(&ws.access()),
+            json!({"name": format!("{secret_word} vacancy")}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pipelines: Value = app
+        .get("/api/v1/pipelines", &ws.access())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let application: Value = app
+        .post_json(
+            "/api/v1/applications",
+            Some(&ws.access()),
+            json!({"contact_id": contact, "vacancy_id": vacancy["id"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = |v: &Value| v.as_str().unwrap_or_else(|| panic!("no id")).to_string();
+    [
+        id(&board["account"]["id"]),
+        id(&vacancy["id"]),
+        id(&application["id"]),
+        id(&pipelines[0]["stages"][1]["id"]),
+        id(&pipelines[0]["id"]),
+    ]
+}
+
 #[tokio::test]
 async fn every_route_refuses_another_tenants_objects() {
     let app = spawn_app().await;
@@ -305,7 +362,15 @@ async fn every_route_refuses_another_tenants_objects() {
         .json()
         .await
         .unwrap();
+    let [b_board, b_vacancy, b_application, b_stage, b_pipeline] =
+        ats_objects(&app, &b, "B secret", b_c1["id"].as_str().unwrap()).await;
+    let [a_board, a_vacancy, a_application, a_stage, a_pipeline] =
+        ats_objects(&app, &a, "A", a_contact["id"].as_str().unwrap()).await;
     let b_ids: HashMap<&str, String> = HashMap::from([
+        ("vacancy_id", b_vacancy.clone()),
+        ("application_id", b_application.clone()),
+        ("stage_id", b_stage.clone()),
+        ("pipeline_id", b_pipeline.clone()),
         ("user_id", b_user.id.clone()),
         ("department_id", b_dep["id"].as_str().unwrap().to_string()),
         ("session_id", b_session.clone()),
@@ -321,7 +386,9 @@ async fn every_route_refuses_another_tenants_objects() {
             "thread_id",
             b_ingest["thread_id"].as_str().unwrap().to_string(),
         ),
-        ("account_id", b_channel.id.clone()),
+        // Routes under an account are probed with the job-board account (every route
+        // answers for it); bodies naming a channel account get the SMS line.
+        ("account_id", b_board.clone()),
         ("channel_account_id", b_channel.id.clone()),
         ("queue_id", b_queue["id"].as_str().unwrap().to_string()),
         (
@@ -330,6 +397,10 @@ async fn every_route_refuses_another_tenants_objects() {
         ),
     ]);
     let a_ids: HashMap<&str, String> = HashMap::from([
+        ("vacancy_id", a_vacancy.clone()),
+        ("application_id", a_application.clone()),
+        ("stage_id", a_stage.clone()),
+        ("pipeline_id", a_pipeline.clone()),
         ("user_id", a.admin.id.clone()),
         ("department_id", a_dep["id"].as_str().unwrap().to_string()),
         (
@@ -348,7 +419,7 @@ async fn every_route_refuses_another_tenants_objects() {
             "thread_id",
             a_ingest["thread_id"].as_str().unwrap().to_string(),
         ),
-        ("account_id", a_channel.id.clone()),
+        ("account_id", a_board.clone()),
         ("channel_account_id", a_channel.id.clone()),
         ("queue_id", a_queue["id"].as_str().unwrap().to_string()),
         (
@@ -378,6 +449,13 @@ async fn every_route_refuses_another_tenants_objects() {
         "B secret thread text".into(),
         "B secret template".into(),
         b_channel.id.clone(),
+        b_board.clone(),
+        b_vacancy.clone(),
+        b_application.clone(),
+        b_stage.clone(),
+        b_pipeline.clone(),
+        "B secret vacancy".into(),
+        "B secret board".into(),
         b_ingest["thread_id"].as_str().unwrap().to_string(),
     ];
 

@@ -86,7 +86,10 @@ async fn create_vacancy(
         .db
         .create_vacancy(req.name.trim(), req.city.as_deref().map(str::trim))
         .await?;
-    state.switch.publish_events(user.db.tenant_id(), &events).await;
+    state
+        .switch
+        .publish_events(user.db.tenant_id(), &events)
+        .await;
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
@@ -151,9 +154,13 @@ async fn create_application(
     user: AuthUser,
     Json(req): Json<ApplicationInput>,
 ) -> ApiResult<(StatusCode, axum::Json<Application>)> {
-    for id in [Some(&req.contact_id), Some(&req.vacancy_id), req.stage_id.as_ref()]
-        .into_iter()
-        .flatten()
+    for id in [
+        Some(&req.contact_id),
+        Some(&req.vacancy_id),
+        req.stage_id.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
     {
         if uuid::Uuid::parse_str(id).is_err() {
             return Err(ApiError::unprocessable(
@@ -167,7 +174,10 @@ async fn create_application(
         .create_application(&req.contact_id, &req.vacancy_id, req.stage_id.as_deref())
         .await
         .map_err(unknown_ref)?;
-    state.switch.publish_events(user.db.tenant_id(), &events).await;
+    state
+        .switch
+        .publish_events(user.db.tenant_id(), &events)
+        .await;
     Ok((StatusCode::CREATED, axum::Json(app)))
 }
 
@@ -259,18 +269,28 @@ async fn move_application(
     valid_id(&id)?;
     let app = user.db.application(&id).await?;
     if uuid::Uuid::parse_str(&req.stage_id).is_err() {
-        return Err(ApiError::unprocessable("unknown_stage", "no such stage in this workspace"));
+        return Err(ApiError::unprocessable(
+            "unknown_stage",
+            "no such stage in this workspace",
+        ));
     }
     user.db.stage(&req.stage_id).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::unprocessable("unknown_stage", "no such stage in this workspace"),
+        StoreError::NotFound => {
+            ApiError::unprocessable("unknown_stage", "no such stage in this workspace")
+        }
         other => other.into(),
     })?;
     if let Some(m) = &req.message {
         check_name("message", m, 5000)?;
     }
-    let moved =
-        boards::move_application(&state.switch, &user.db, &app, &req.stage_id, req.message.as_deref())
-            .await?;
+    let moved = boards::move_application(
+        &state.switch,
+        &user.db,
+        &app,
+        &req.stage_id,
+        req.message.as_deref(),
+    )
+    .await?;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
@@ -312,7 +332,10 @@ async fn create_pipeline(
     user.principal.require(Role::Supervisor)?;
     check_name("name", &req.name, 200)?;
     if req.stages.is_empty() || req.stages.len() > 50 {
-        return Err(ApiError::unprocessable("invalid_field", "a pipeline has 1 to 50 stages"));
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "a pipeline has 1 to 50 stages",
+        ));
     }
     for s in &req.stages {
         check_name("stage", s, 200)?;
@@ -379,7 +402,10 @@ async fn put_mapping(
     user.principal.require(Role::Admin)?;
     let account = board_account(&user, &id).await?;
     if !["simple", "extended"].contains(&req.mode.as_str()) {
-        return Err(ApiError::unprocessable("invalid_field", "mode must be simple or extended"));
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "mode must be simple or extended",
+        ));
     }
     let stages = req
         .responses_stage_id
@@ -389,7 +415,10 @@ async fn put_mapping(
     for s in stages {
         let found = uuid::Uuid::parse_str(s).is_ok() && user.db.stage(s).await.is_ok();
         if !found {
-            return Err(ApiError::unprocessable("unknown_stage", "no such stage in this workspace"));
+            return Err(ApiError::unprocessable(
+                "unknown_stage",
+                "no such stage in this workspace",
+            ));
         }
     }
     if let Some(p) = &req.pipeline_id {
@@ -428,7 +457,10 @@ pub struct BoardStatus {
 #[utoipa::path(get, path = "/channel-accounts/{account_id}/board", tag = "ats", security(("bearer" = [])),
     params(("account_id" = String, Path)),
     responses((status = 200, body = BoardStatus), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn board_status(user: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<BoardStatus>> {
+async fn board_status(
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<BoardStatus>> {
     let account = board_account(&user, &id).await?;
     let secret = boards::HhSecret::parse(account.secret.as_deref());
     let cursor: boards::Cursor = account
@@ -576,9 +608,13 @@ async fn oauth_logout(
         if let Err(e) = client.revoke(&tokens.access_token).await {
             tracing::warn!(error = %e, account = %account.id, "board: revoking the token failed");
         }
-        user.db.set_channel_secret(&account.id, &secret.to_json()).await?;
+        user.db
+            .set_channel_secret(&account.id, &secret.to_json())
+            .await?;
     }
-    user.db.set_board_connection(&account.id, None, None).await?;
+    user.db
+        .set_board_connection(&account.id, None, None)
+        .await?;
     user.db
         .audit(NewAuditEntry {
             actor_user_id: Some(user.principal.user_id()),
@@ -620,13 +656,24 @@ async fn oauth_callback(
         code: "invalid_state",
         message: "unknown or expired OAuth state; start connecting again".into(),
     };
-    let given = q.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 200).ok_or_else(bad_state)?;
-    let pending = state.db.take_oauth_request(given).await?.ok_or_else(bad_state)?;
+    let given = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 200)
+        .ok_or_else(bad_state)?;
+    let pending = state
+        .db
+        .take_oauth_request(given)
+        .await?
+        .ok_or_else(bad_state)?;
     if pending.expires_at < crate::store::now_ms() {
         return Err(bad_state());
     }
     let tdb = state.db.for_tenant(&pending.tenant_id);
-    let account = tdb.channel_account(&pending.board_account_id).await.map_err(|_| bad_state())?;
+    let account = tdb
+        .channel_account(&pending.board_account_id)
+        .await
+        .map_err(|_| bad_state())?;
     let timeout = std::time::Duration::from_secs(state.switch.config().send_timeout_secs);
     let (client, mut secret) = boards::client_for(&account, timeout)
         .map_err(|m| ApiError::unprocessable("invalid_settings", m))?;
@@ -640,7 +687,9 @@ async fn oauth_callback(
         .await
         .map_err(boards::board_api_error)?;
     secret.tokens = Some(tokens.clone());
-    let account = tdb.set_channel_secret(&account.id, &secret.to_json()).await?;
+    let account = tdb
+        .set_channel_secret(&account.id, &secret.to_json())
+        .await?;
     let who = boards::connected(&state.switch, &tdb, &account, &client, &tokens)
         .await
         .map_err(boards::board_api_error)?;

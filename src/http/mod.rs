@@ -2,8 +2,8 @@
 //! metrics endpoints, and the cross-cutting layers (body limits, origin checks, metrics,
 //! tracing, security headers).
 
-pub mod auth;
 mod ats;
+pub mod auth;
 mod channels;
 mod contacts;
 pub mod extract;

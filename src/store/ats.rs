@@ -100,7 +100,8 @@ impl From<VacancyRow> for Vacancy {
     }
 }
 
-const VACANCY_COLUMNS: &str = "id, name, city, board_provider, board_account_id, board_vacancy_id, \
+const VACANCY_COLUMNS: &str =
+    "id, name, city, board_provider, board_account_id, board_vacancy_id, \
     board_url, board_states, board_total, created_at, updated_at";
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -232,12 +233,7 @@ impl BoardMapping {
             .filter(|(_, s)| s.as_str() == stage_id)
             .map(|(state, _)| state)
             .collect();
-        states.sort_by_key(|s| {
-            preferred
-                .iter()
-                .position(|p| p == *s)
-                .unwrap_or(usize::MAX)
-        });
+        states.sort_by_key(|s| preferred.iter().position(|p| p == *s).unwrap_or(usize::MAX));
         states.first().map(|s| s.to_string())
     }
 }
@@ -317,14 +313,16 @@ impl Db {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(row.and_then(|(tenant_id, board_account_id, sealed, expires_at)| {
-            Some(OAuthRequest {
-                tenant_id,
-                board_account_id,
-                code_verifier: crate::secrets::open(&sealed)?,
-                expires_at,
-            })
-        }))
+        Ok(
+            row.and_then(|(tenant_id, board_account_id, sealed, expires_at)| {
+                Some(OAuthRequest {
+                    tenant_id,
+                    board_account_id,
+                    code_verifier: crate::secrets::open(&sealed)?,
+                    expires_at,
+                })
+            }),
+        )
     }
 }
 
@@ -387,7 +385,10 @@ impl TenantDb {
             return self.pipeline(&id).await;
         }
         let stages: Vec<String> = DEFAULT_STAGES.iter().map(|s| s.to_string()).collect();
-        match self.create_pipeline("Основная воронка", &stages, true).await {
+        match self
+            .create_pipeline("Основная воронка", &stages, true)
+            .await
+        {
             Ok(p) => Ok(p),
             // Created by someone else meanwhile.
             Err(StoreError::Conflict(_)) => {
@@ -623,12 +624,13 @@ impl TenantDb {
     // ----- applications -----
 
     pub async fn application(&self, id: &str) -> StoreResult<Application> {
-        let row: ApplicationRow =
-            sqlx::query_as(&format!("{APPLICATION_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"))
-                .bind(&self.tenant_id)
-                .bind(id)
-                .fetch_one(self.pool())
-                .await?;
+        let row: ApplicationRow = sqlx::query_as(&format!(
+            "{APPLICATION_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"
+        ))
+        .bind(&self.tenant_id)
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
         Ok(row.into())
     }
 
@@ -711,12 +713,13 @@ impl TenantDb {
         first: &mut Option<i64>,
         events: &mut Vec<StoredEvent>,
     ) -> StoreResult<Application> {
-        let row: ApplicationRow =
-            sqlx::query_as(&format!("{APPLICATION_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"))
-                .bind(&self.tenant_id)
-                .bind(id)
-                .fetch_one(&mut **tx)
-                .await?;
+        let row: ApplicationRow = sqlx::query_as(&format!(
+            "{APPLICATION_SELECT} WHERE a.tenant_id = $1 AND a.id = $2"
+        ))
+        .bind(&self.tenant_id)
+        .bind(id)
+        .fetch_one(&mut **tx)
+        .await?;
         let app: Application = row.into();
         push_event(
             tx,
@@ -906,13 +909,12 @@ impl TenantDb {
         reason: &str,
     ) -> StoreResult<()> {
         let (mut tx, _gate) = self.begin_write().await?;
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT id FROM channel_accounts WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(&self.tenant_id)
-        .bind(account)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT id FROM channel_accounts WHERE tenant_id = $1 AND id = $2")
+                .bind(&self.tenant_id)
+                .bind(account)
+                .fetch_optional(&mut *tx)
+                .await?;
         exists.ok_or(StoreError::NotFound)?;
         Self::item_in(
             &mut tx,

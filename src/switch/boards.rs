@@ -90,7 +90,10 @@ pub fn hh_settings(settings: &serde_json::Value) -> Result<HhSettings, String> {
 }
 
 /// The HeadHunter client of an account and its sealed secret.
-pub fn client_for(account: &ChannelAccount, timeout: Duration) -> Result<(HhClient, HhSecret), String> {
+pub fn client_for(
+    account: &ChannelAccount,
+    timeout: Duration,
+) -> Result<(HhClient, HhSecret), String> {
     let s = hh_settings(&account.settings)?;
     let secret = HhSecret::parse(account.secret.as_deref());
     let site = Site::parse(&s.site).expect("checked");
@@ -378,7 +381,11 @@ fn page_size(switch: &Switch) -> u32 {
     (switch.config().board_page_size as u32).clamp(1, 100)
 }
 
-async fn sync_once(switch: &Switch, tdb: &TenantDb, account: &ChannelAccount) -> Result<(), SyncError> {
+async fn sync_once(
+    switch: &Switch,
+    tdb: &TenantDb,
+    account: &ChannelAccount,
+) -> Result<(), SyncError> {
     let timeout = Duration::from_secs(switch.config().send_timeout_secs);
     let (client, mut secret) = client_for(account, timeout).map_err(SyncError::Other)?;
     let tokens = fresh_tokens(tdb, account, &client, &mut secret).await?;
@@ -444,7 +451,11 @@ async fn board_account(
     serde_json::from_value(who).map_err(|e| SyncError::Other(e.to_string()))
 }
 
-async fn store_cursor(tdb: &TenantDb, account: &ChannelAccount, c: &Cursor) -> Result<(), SyncError> {
+async fn store_cursor(
+    tdb: &TenantDb,
+    account: &ChannelAccount,
+    c: &Cursor,
+) -> Result<(), SyncError> {
     tdb.set_sync_state(&account.id, &serde_json::to_string(c).expect("json"))
         .await?;
     Ok(())
@@ -528,8 +539,10 @@ async fn full_pass(
             loop {
                 let p = client.negotiations(token, c, page, per_page).await?;
                 for n in &p.items {
-                    take_negotiation(switch, tdb, account, client, token, mapping, &vacancy, &order, n)
-                        .await?;
+                    take_negotiation(
+                        switch, tdb, account, client, token, mapping, &vacancy, &order, n,
+                    )
+                    .await?;
                 }
                 progress(switch, tdb, account, cursor.initial_done).await?;
                 match p.next_page() {
@@ -602,7 +615,10 @@ async fn sync_negotiation_by_id(
             let pipeline = client.vacancy_pipeline(token, &n.vacancy_id).await?;
             let bv = BoardVacancy {
                 id: n.vacancy_id.clone(),
-                name: n.vacancy_name.clone().unwrap_or_else(|| n.vacancy_id.clone()),
+                name: n
+                    .vacancy_name
+                    .clone()
+                    .unwrap_or_else(|| n.vacancy_id.clone()),
                 city: None,
                 manager_id: None,
                 alternate_url: None,
@@ -615,7 +631,10 @@ async fn sync_negotiation_by_id(
         }
     };
     let order: Vec<String> = vacancy.board_states.iter().map(|s| s.id.clone()).collect();
-    take_negotiation(switch, tdb, account, client, token, mapping, &vacancy, &order, &n).await
+    take_negotiation(
+        switch, tdb, account, client, token, mapping, &vacancy, &order, &n,
+    )
+    .await
 }
 
 async fn sync_chat_by_id(
@@ -719,7 +738,11 @@ async fn import_negotiation(
         .unwrap_or_else(|| HiddenField::Name.placeholder(&resume.id));
     let mut text = format!(
         "{} на вакансию «{}»\nИмя: {}",
-        if invitation { "Приглашение" } else { "Отклик" },
+        if invitation {
+            "Приглашение"
+        } else {
+            "Отклик"
+        },
         vacancy.name,
         name
     );
@@ -810,7 +833,11 @@ async fn store_pdf(
         }
     };
     let id = crate::store::new_id();
-    switch.blobs().put(tdb.tenant_id(), &id, &bytes).await.ok()?;
+    switch
+        .blobs()
+        .put(tdb.tenant_id(), &id, &bytes)
+        .await
+        .ok()?;
     let sha = hex::encode(Sha256::digest(&bytes));
     tdb.create_upload(
         &id,
@@ -897,9 +924,10 @@ async fn board_state_changed(
     let target = stage_of(mapping, &n.state.id);
     // Jobers' stage was not pushed to the board (it has no state there, or the push
     // failed): a conflict, decided by time.
-    let jobers_pending = app.stage_id.as_deref().is_some_and(|s| {
-        mapping.state_for(s, order).as_deref() != app.board_state_id.as_deref()
-    });
+    let jobers_pending = app
+        .stage_id
+        .as_deref()
+        .is_some_and(|s| mapping.state_for(s, order).as_deref() != app.board_state_id.as_deref());
     let board_at = board_time_ms(n.updated_at.as_deref()).unwrap_or_else(crate::store::now_ms);
     let jobers_at = app.stage_changed_at.timestamp_millis();
     let board_wins = !jobers_pending || board_at >= jobers_at;
@@ -975,7 +1003,9 @@ pub async fn move_application(
 ) -> Result<Application, crate::error::ApiError> {
     use crate::error::ApiError;
     let mut board_state: Option<(BoardStateRef, Option<String>)> = None;
-    if let (Some(account_id), Some(negotiation_id)) = (&app.board_account_id, &app.board_negotiation_id) {
+    if let (Some(account_id), Some(negotiation_id)) =
+        (&app.board_account_id, &app.board_negotiation_id)
+    {
         let account = tdb.channel_account(account_id).await?;
         let mapping = tdb.board_mapping(account_id).await?;
         let vacancy = tdb.vacancy(&app.vacancy_id).await?;

@@ -1,0 +1,709 @@
+//! Job boards in the hub against the HeadHunter simulator: the OAuth connect, the import
+//! with its counters, resumption after a kill and after a re-login, webhooks (duplicates,
+//! losses), hidden applicant fields, stage changes both ways and the board chat.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use jobers_channels::boards::hh::simulator::{Applicant, HhSimulator, ADMIN_USER, MANAGER_USER};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Board {
+    sim: HhSimulator,
+    id: String,
+}
+
+/// Starts a simulator for the app's callback and adds a HeadHunter account to `ws`.
+async fn board(app: &TestApp, ws: &Workspace) -> Board {
+    let redirect = app.url("/api/v1/oauth/hh/callback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = HhSimulator::start(listener, "client-1", "secret-1", &redirect).await;
+    sim.set_webhook_retry(Duration::from_millis(200), 3);
+    let r = app
+        .post_json(
+            "/api/v1/channel-accounts",
+            Some(&ws.access()),
+            json!({"kind": "board", "provider": "hh", "name": "rabota.by", "address": "rabota.by",
+                   "settings": {"site": "rabota.by", "client_id": "client-1", "redirect_uri": redirect,
+                                "api_base": sim.base_url(), "oauth_base": sim.base_url(),
+                                "user_agent": "JobersTest/1.0 (ops@jobers.example)"},
+                   "secret": "secret-1"}),
+        )
+        .await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["secret"], "", "the client secret is not echoed");
+    Board {
+        sim,
+        id: v["account"]["id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// The authorize page's redirect (what the browser would follow).
+async fn authorize(app: &TestApp, ws: &Workspace, b: &Board) -> url::Url {
+    let r = app
+        .post_json(
+            &format!("/api/v1/channel-accounts/{}/oauth/start", b.id),
+            Some(&ws.access()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .get(v["authorize_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+async fn connect(app: &TestApp, ws: &Workspace, b: &Board, user: &str) -> Value {
+    b.sim.authorize_as(user);
+    let callback = authorize(app, ws, b).await;
+    assert!(callback
+        .as_str()
+        .starts_with(&app.url("/api/v1/oauth/hh/callback")));
+    let r = app.client.get(callback.as_str()).send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+fn applicant(n: usize) -> Applicant {
+    Applicant {
+        first_name: format!("Имя{n}"),
+        last_name: format!("Фамилия{n}"),
+        middle_name: None,
+        phone: Some(format!("+375 29 100-{:02}-{:02}", n / 100, n % 100)),
+        email: Some(format!("applicant{n}@mail.example")),
+        city: "Минск".into(),
+        title: "Курьер".into(),
+        hidden: vec![],
+    }
+}
+
+async fn until<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn get_json(app: &TestApp, ws: &Workspace, path: &str) -> Value {
+    let r = app.get(path, &ws.access()).await;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "GET {path}: {v}");
+    v
+}
+
+async fn status(app: &TestApp, ws: &Workspace, b: &Board) -> Value {
+    get_json(app, ws, &format!("/api/v1/channel-accounts/{}/board", b.id)).await
+}
+
+async fn account(app: &TestApp, ws: &Workspace, b: &Board) -> Value {
+    get_json(app, ws, &format!("/api/v1/channel-accounts/{}", b.id)).await
+}
+
+async fn applications(app: &TestApp, ws: &Workspace, query: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = get_json(
+            app,
+            ws,
+            &format!("/api/v1/applications?limit=200&offset={offset}{query}"),
+        )
+        .await;
+        let items = page.as_array().unwrap().clone();
+        let n = items.len();
+        all.extend(items);
+        if n < 200 {
+            return all;
+        }
+        offset += 200;
+    }
+}
+
+async fn wait_imported(app: &TestApp, ws: &Workspace, b: &Board, n: i64) {
+    until("the import finishes", 60, || async {
+        let s = status(app, ws, b).await;
+        s["initial_done"] == true && s["applications_created"] == n
+    })
+    .await;
+    let s = status(app, ws, b).await;
+    assert_eq!(s["responses_loaded"], n, "{s}");
+    assert_eq!(s["differences"], json!([]), "{s}");
+}
+
+/// Every message of the applicant's thread.
+async fn thread_messages(app: &TestApp, ws: &Workspace, thread: &str) -> Vec<Value> {
+    get_json(
+        app,
+        ws,
+        &format!("/api/v1/threads/{thread}/messages?limit=200"),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+fn texts(messages: &[Value]) -> Vec<String> {
+    messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+async fn stage_id(app: &TestApp, ws: &Workspace, name: &str) -> String {
+    let p = get_json(app, ws, "/api/v1/pipelines").await;
+    p[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn oauth_connect_checks_state_and_shows_admin_or_manager() {
+    let app = spawn_app().await;
+    let ws = app.workspace("hh-oauth").await;
+    let b = board(&app, &ws).await;
+    // Only admins start a connect.
+    let recruiter = app
+        .create_user(
+            &ws.tenant,
+            "r@hh-oauth.test",
+            jobers::store::Role::Recruiter,
+        )
+        .await;
+    let rt = app.login("hh-oauth", &recruiter.email, PASSWORD).await;
+    let r = app
+        .post_json(
+            &format!("/api/v1/channel-accounts/{}/oauth/start", b.id),
+            Some(rt["access_token"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // A callback with a state this hub did not issue is refused, nothing stored.
+    let mut callback = authorize(&app, &ws, &b).await;
+    let code: String = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let real_state: String = callback
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let mut forged = callback.clone();
+    forged
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", "forged-state");
+    let r = app.client.get(forged.as_str()).send().await.unwrap();
+    assert_error(r, 400, "invalid_state").await;
+    assert_eq!(status(&app, &ws, &b).await["connected"], false);
+
+    // The real state works once.
+    let r = app.client.get(callback.as_str()).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["board_account"]["role"], "admin", "{v}");
+    let s = status(&app, &ws, &b).await;
+    assert_eq!(s["connected"], true);
+    assert_eq!(s["board_account"]["role"], "admin");
+    callback
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", &real_state);
+    let r = app.client.get(callback.as_str()).send().await.unwrap();
+    assert_error(r, 400, "invalid_state").await;
+
+    // The employer refuses: nothing changes.
+    b.sim.deny_next_authorization();
+    let denied = authorize(&app, &ws, &b).await;
+    let r = app.client.get(denied.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+
+    // A manager's login is shown as such.
+    let v = connect(&app, &ws, &b, MANAGER_USER).await;
+    assert_eq!(v["board_account"]["role"], "manager");
+    assert_eq!(
+        status(&app, &ws, &b).await["board_account"]["role"],
+        "manager"
+    );
+
+    // Log out: the token is revoked and forgotten.
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/channel-accounts/{}/oauth", b.id),
+            &ws.access(),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(status(&app, &ws, &b).await["connected"], false);
+}
+
+#[tokio::test]
+async fn import_of_several_vacancies_counts_agree_and_new_responses_are_counted() {
+    let app = spawn_app_with(|c| {
+        c.switch.board_poll_ms = 60_000;
+        c.switch.board_page_size = 3;
+    })
+    .await;
+    let ws = app.workspace("hh-import").await;
+    let b = board(&app, &ws).await;
+    let mut n = 0;
+    for v in 0..3 {
+        let vacancy = b.sim.add_vacancy(&format!("Курьер {v}"), "Минск", "7001");
+        for _ in 0..7 {
+            n += 1;
+            b.sim.add_response(&vacancy, applicant(n));
+        }
+    }
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 21).await;
+    let vacancies = get_json(&app, &ws, "/api/v1/vacancies").await;
+    assert_eq!(vacancies.as_array().unwrap().len(), 3);
+    assert!(vacancies[0]["board_states"].as_array().unwrap().len() >= 7);
+    let apps = applications(&app, &ws, "").await;
+    assert_eq!(apps.len(), 21);
+    let first = &apps[0];
+    assert_eq!(first["source"], "hh");
+    assert_eq!(first["board_state_id"], "response");
+    assert_eq!(first["stage_name"], "Отклик");
+    assert!(first["resume_upload_id"].is_string(), "the PDF is stored");
+    assert!(first["board_created_at"].is_string());
+    let messages = thread_messages(&app, &ws, first["thread_id"].as_str().unwrap()).await;
+    let t = texts(&messages);
+    assert!(
+        t.iter()
+            .any(|t| t.starts_with("Отклик на вакансию «Курьер")),
+        "{t:?}"
+    );
+    assert!(
+        t.iter()
+            .any(|t| t == "Здравствуйте! Откликаюсь на вакансию."),
+        "the chat's cover note: {t:?}"
+    );
+    // The candidate card.
+    let card = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/applications/{}", first["id"].as_str().unwrap()),
+    )
+    .await;
+    assert!(
+        card["name"].as_str().unwrap().starts_with("Фамилия"),
+        "{card}"
+    );
+    assert!(
+        card["phone"].as_str().unwrap().starts_with("+375"),
+        "{card}"
+    );
+    assert_eq!(card["city"], "Минск");
+    // Per vacancy.
+    let vid = vacancies[1]["id"].as_str().unwrap();
+    assert_eq!(
+        applications(&app, &ws, &format!("&vacancy_id={vid}"))
+            .await
+            .len(),
+        7
+    );
+    // Nothing new yet; two responses arrive while webhooks are lost and polling is slow.
+    let nr = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/channel-accounts/{}/board/new-responses", b.id),
+    )
+    .await;
+    assert_eq!(nr["total"], 0, "{nr}");
+    assert_eq!(nr["source"], "board");
+    b.sim.drop_webhooks(true);
+    let board_vacancy = vacancies[0]["board_vacancy_id"].as_str().unwrap();
+    b.sim.add_response(board_vacancy, applicant(100));
+    b.sim.add_response(board_vacancy, applicant(101));
+    let nr = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/channel-accounts/{}/board/new-responses", b.id),
+    )
+    .await;
+    assert_eq!(nr["total"], 2, "{nr}");
+    // The progress was announced.
+    let _ = app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_killed_halfway_resumes_without_duplicates() {
+    let app = spawn_app_with(|c| {
+        c.switch.board_poll_ms = 200;
+        c.switch.board_page_size = 2;
+    })
+    .await;
+    let ws = app.workspace("hh-resume").await;
+    let b = board(&app, &ws).await;
+    let mut n = 0;
+    for v in 0..3 {
+        let vacancy = b
+            .sim
+            .add_vacancy(&format!("Продавец {v}"), "Гомель", "7001");
+        for _ in 0..10 {
+            n += 1;
+            b.sim.add_response(&vacancy, applicant(n));
+        }
+    }
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    until("part of the import", 30, || async {
+        status(&app, &ws, &b).await["responses_loaded"]
+            .as_i64()
+            .unwrap()
+            >= 8
+    })
+    .await;
+    // The board stalls the task (429), and the task is killed where it stands.
+    b.sim.rate_limit_next(100_000, 1);
+    until("the account is degraded", 30, || async {
+        account(&app, &ws, &b).await["health"] == "degraded"
+    })
+    .await;
+    assert!(app.switch.boards().abort(&b.id), "the task was running");
+    let halfway = status(&app, &ws, &b).await;
+    let loaded = halfway["responses_loaded"].as_i64().unwrap();
+    assert!(loaded < 30 && halfway["initial_done"] == false, "{halfway}");
+    // The board answers again: a new task continues from the stored position.
+    b.sim.rate_limit_next(1, 0);
+    wait_imported(&app, &ws, &b, 30).await;
+    let apps = applications(&app, &ws, "").await;
+    assert_eq!(apps.len(), 30);
+    let mut negotiations: Vec<&str> = apps
+        .iter()
+        .map(|a| a["board_negotiation_id"].as_str().unwrap())
+        .collect();
+    negotiations.sort();
+    negotiations.dedup();
+    assert_eq!(negotiations.len(), 30, "one application per response");
+    for a in &apps {
+        let m = thread_messages(&app, &ws, a["thread_id"].as_str().unwrap()).await;
+        let responses = texts(&m)
+            .iter()
+            .filter(|t| t.starts_with("Отклик на вакансию"))
+            .count();
+        assert_eq!(responses, 1, "one response message per applicant");
+    }
+    assert_eq!(account(&app, &ws, &b).await["health"], "ok");
+}
+
+#[tokio::test]
+async fn a_token_deactivated_mid_import_pauses_and_resumes_after_a_new_login() {
+    let app = spawn_app_with(|c| {
+        c.switch.board_poll_ms = 200;
+        c.switch.board_page_size = 2;
+    })
+    .await;
+    let ws = app.workspace("hh-relogin").await;
+    let b = board(&app, &ws).await;
+    let mut n = 0;
+    for v in 0..2 {
+        let vacancy = b.sim.add_vacancy(&format!("Повар {v}"), "Брест", "7001");
+        for _ in 0..10 {
+            n += 1;
+            b.sim.add_response(&vacancy, applicant(n));
+        }
+    }
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    until("part of the import", 30, || async {
+        status(&app, &ws, &b).await["responses_loaded"]
+            .as_i64()
+            .unwrap()
+            >= 4
+    })
+    .await;
+    b.sim.rate_limit_next(100_000, 1);
+    until("stalled", 30, || async {
+        account(&app, &ws, &b).await["health"] == "degraded"
+    })
+    .await;
+    // The employer changes the password: the token is deactivated.
+    b.sim.change_password(ADMIN_USER);
+    b.sim.rate_limit_next(1, 0);
+    until("re-login needed", 30, || async {
+        account(&app, &ws, &b).await["health"] == "needs_relogin"
+    })
+    .await;
+    let acc = account(&app, &ws, &b).await;
+    assert_eq!(acc["health_class"], "auth_failure");
+    assert!(
+        acc["last_error"].as_str().unwrap().contains("new login"),
+        "{acc}"
+    );
+    let paused = status(&app, &ws, &b).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let still = status(&app, &ws, &b).await;
+    assert_eq!(
+        paused["responses_loaded"], still["responses_loaded"],
+        "paused"
+    );
+    assert_eq!(still["initial_done"], false);
+    assert!(still["responses_loaded"].as_i64().unwrap() < 20);
+    // A new login: the import continues where it stopped.
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 20).await;
+    assert_eq!(applications(&app, &ws, "").await.len(), 20);
+    assert_eq!(account(&app, &ws, &b).await["health"], "ok");
+}
+
+#[tokio::test]
+async fn a_webhook_delivered_twice_is_stored_once_and_a_lost_one_is_recovered_by_polling() {
+    // Polling is slow here: what arrives, arrives by webhook.
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-hooks").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Кассир", "Минск", "7001");
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 0).await;
+    b.sim.add_response(&vacancy, applicant(1));
+    until("the response arrives by webhook", 20, || async {
+        applications(&app, &ws, "").await.len() == 1
+    })
+    .await;
+    let event = b
+        .sim
+        .deliveries()
+        .into_iter()
+        .find(|d| d.action_type == "NEW_NEGOTIATION_VACANCY" && d.status == 200)
+        .expect("delivered")
+        .event_id;
+    let thread = applications(&app, &ws, "").await[0]["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let before = thread_messages(&app, &ws, &thread).await.len();
+    b.sim.redeliver(&event);
+    until("the repeat is answered", 20, || async {
+        b.sim
+            .deliveries()
+            .iter()
+            .any(|d| d.event_id == event && d.status == 409)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(applications(&app, &ws, "").await.len(), 1);
+    assert_eq!(thread_messages(&app, &ws, &thread).await.len(), before);
+    // A wrong token is refused.
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/hooks/{}/hh?token=wrong", b.id)))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    app.stop().await;
+
+    // Lost webhooks: polling finds the response.
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 300).await;
+    let ws = app.workspace("hh-lost").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Кассир", "Минск", "7001");
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 0).await;
+    b.sim.drop_webhooks(true);
+    b.sim.add_response(&vacancy, applicant(2));
+    until("polling recovers the response", 20, || async {
+        applications(&app, &ws, "").await.len() == 1
+    })
+    .await;
+    assert!(b.sim.deliveries().is_empty(), "nothing was delivered");
+}
+
+#[tokio::test]
+async fn an_applicant_who_hid_everything_gets_placeholders_and_a_usable_card() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-hidden").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Грузчик", "Минск", "7001");
+    let mut hidden = applicant(5);
+    hidden.hidden = [
+        "names_and_photo",
+        "phones",
+        "email",
+        "other_contacts",
+        "experience",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let created = b.sim.add_response(&vacancy, hidden);
+    let other = b.sim.add_vacancy("Кладовщик", "Минск", "7001");
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let apps = applications(&app, &ws, "").await;
+    let card = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/applications/{}", apps[0]["id"].as_str().unwrap()),
+    )
+    .await;
+    let rid = &created.resume_id;
+    assert_eq!(
+        card["name"],
+        format!("Applicant {rid} hid the name"),
+        "{card}"
+    );
+    assert_eq!(card["phone"], format!("Applicant {rid} hid the phone"));
+    assert_eq!(card["email"], format!("Applicant {rid} hid the email"));
+    assert!(card["hidden"].as_array().unwrap().len() >= 3);
+    assert_eq!(card["application"]["board_state_id"], "response");
+    let thread = apps[0]["thread_id"].as_str().unwrap();
+    let m = thread_messages(&app, &ws, thread).await;
+    assert!(
+        texts(&m)
+            .iter()
+            .any(|t| t.contains(&format!("Applicant {rid} hid the name"))),
+        "{m:?}"
+    );
+    // The same applicant on another vacancy: "other responses" on the card.
+    let _ = other;
+    let t = get_json(&app, &ws, &format!("/api/v1/threads/{thread}")).await;
+    let contact = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/contacts/{}", t["contact_id"].as_str().unwrap()),
+    )
+    .await;
+    let kinds: Vec<&str> = contact["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["hh"], "only the board id is known");
+}
+
+#[tokio::test]
+async fn stages_move_both_ways_and_the_board_chat_works_both_ways() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-stages").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Официант", "Минск", "7001");
+    let created = b.sim.add_response(&vacancy, applicant(7));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let a = applications(&app, &ws, "").await[0].clone();
+    let id = a["id"].as_str().unwrap();
+    let interview = stage_id(&app, &ws, "Собеседование").await;
+    // The board needs a message for an invitation.
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": interview}),
+        )
+        .await;
+    assert_error(r, 422, "board_message_required").await;
+    assert_eq!(
+        b.sim.negotiation_state(&created.negotiation_id).unwrap(),
+        "response"
+    );
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": interview, "message": "Ждём вас завтра в 10:00"}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["stage_id"], interview.as_str(), "{v}");
+    assert_eq!(v["board_state_id"], "interview");
+    assert_eq!(
+        b.sim.negotiation_state(&created.negotiation_id).unwrap(),
+        "interview"
+    );
+    assert!(b
+        .sim
+        .chat(&created.chat_id)
+        .iter()
+        .any(|(_, t)| t == "Ждём вас завтра в 10:00"));
+
+    // The employer moves it on the board: Jobers follows.
+    b.sim.set_state_on_board(&created.negotiation_id, "offer");
+    let offer = stage_id(&app, &ws, "Оффер").await;
+    until("the board's move arrives", 20, || async {
+        let c = get_json(&app, &ws, &format!("/api/v1/applications/{id}")).await;
+        c["application"]["stage_id"] == offer.as_str()
+            && c["application"]["board_state_id"] == "offer"
+    })
+    .await;
+
+    // The applicant writes in the board chat: the message joins the thread.
+    let thread = a["thread_id"].as_str().unwrap();
+    b.sim
+        .applicant_writes(&created.chat_id, "Можно перенести на 11:00?");
+    until("the chat message arrives", 20, || async {
+        texts(&thread_messages(&app, &ws, thread).await)
+            .iter()
+            .any(|t| t == "Можно перенести на 11:00?")
+    })
+    .await;
+    // A reply goes out through the board chat.
+    let r = app
+        .post_json(
+            &format!("/api/v1/threads/{thread}/messages"),
+            Some(&ws.access()),
+            json!({"text": "Да, конечно", "channel_account_id": b.id, "signature": "none"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    until("the reply is on the board", 20, || async {
+        b.sim
+            .chat(&created.chat_id)
+            .iter()
+            .any(|(role, t)| t == "Да, конечно" && role != "APPLICANT")
+    })
+    .await;
+    until("the reply is sent", 20, || async {
+        thread_messages(&app, &ws, thread)
+            .await
+            .iter()
+            .any(|m| m["text"] == "Да, конечно" && m["delivery_state"] == "sent")
+    })
+    .await;
+    let sent = b
+        .sim
+        .chat(&created.chat_id)
+        .iter()
+        .filter(|(_, t)| t == "Да, конечно")
+        .count();
+    assert_eq!(sent, 1, "sent once");
+}
