@@ -269,7 +269,144 @@ pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("seeding demo threads: {e}"))?;
         }
     }
-    // The simulator lives as long as the process.
+    simulate_board(app, url, &tdb, &queue.id).await?;
+    // The simulators live as long as the process.
+    Ok(())
+}
+
+/// A HeadHunter simulator with a connected demo employer account (rabota.by): vacancies
+/// with responses — one applicant hid everything, one is the SMS applicant Мария — and,
+/// while the demo runs, new applicants who respond and write in the board chat.
+async fn simulate_board(
+    app: &crate::App,
+    url: &str,
+    tdb: &crate::store::TenantDb,
+    queue_id: &str,
+) -> anyhow::Result<()> {
+    use jobers_channels::boards::hh::simulator::{Applicant, HhSimulator, ADMIN_MANAGER};
+    use std::time::Duration;
+
+    let redirect = format!("{url}/api/v1/oauth/hh/callback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sim = HhSimulator::start(listener, "jobers-demo", "jobers-demo-secret", &redirect).await;
+    sim.set_webhook_retry(Duration::from_secs(1), 5);
+    let applicant = |first: &str, last: &str, phone: &str, hidden: &[&str]| Applicant {
+        first_name: first.into(),
+        last_name: last.into(),
+        middle_name: None,
+        phone: Some(phone.into()),
+        email: Some(format!("{}@mail.example", phone.trim_start_matches('+'))),
+        city: "Минск".into(),
+        title: "Курьер".into(),
+        hidden: hidden.iter().map(|h| h.to_string()).collect(),
+    };
+    let courier = sim.add_vacancy("Курьер", "Минск", ADMIN_MANAGER);
+    let seller = sim.add_vacancy("Продавец-консультант", "Минск", ADMIN_MANAGER);
+    sim.add_response(
+        &courier,
+        applicant("Мария", "Курьерова", "+375291112233", &[]),
+    );
+    sim.add_response(&courier, applicant("Олег", "Быстров", "+375293334455", &[]));
+    sim.add_response(
+        &seller,
+        applicant(
+            "Скрытый",
+            "Соискатель",
+            "+375295556677",
+            &["names_and_photo", "phones", "email", "other_contacts"],
+        ),
+    );
+    let settings = serde_json::json!({
+        "site": "rabota.by", "client_id": "jobers-demo", "redirect_uri": redirect,
+        "api_base": sim.base_url(), "oauth_base": sim.base_url(),
+        "user_agent": "JobersDemo/1.0 (demo@jobers.local)",
+    });
+    let account = match tdb
+        .channel_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.provider == "hh" && a.name == "rabota.by (демо)")
+    {
+        Some(a) => {
+            tdb.update_channel_account(
+                &a.id,
+                &crate::store::ChannelAccountPatch {
+                    settings: Some(settings),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => {
+            let secret = crate::switch::boards::HhSecret {
+                client_secret: "jobers-demo-secret".into(),
+                tokens: None,
+            };
+            tdb.create_channel_account(crate::store::NewChannelAccount {
+                kind: "board",
+                provider: "hh",
+                name: "rabota.by (демо)",
+                address: "rabota.by",
+                owner_user_id: None,
+                settings: &settings,
+                secret: Some(&secret.to_json()),
+                queue_id: Some(queue_id),
+                inbound_expected_within_s: None,
+            })
+            .await?
+        }
+    };
+    // The employer logs in (the simulator's authorize page approves at once).
+    let (client, mut secret) = crate::switch::boards::client_for(&account, Duration::from_secs(10))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let request = client.authorization_request();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let answer = browser.get(&request.url).send().await?;
+    let location = answer
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+        .ok_or_else(|| anyhow::anyhow!("the board simulator did not redirect"))?;
+    let query: std::collections::HashMap<String, String> = url::Url::parse(location)?
+        .query_pairs()
+        .into_owned()
+        .collect();
+    let tokens = client
+        .complete_authorization(
+            &request,
+            query.get("state").map(String::as_str),
+            query.get("code").map(String::as_str),
+            query.get("error").map(String::as_str),
+        )
+        .await?;
+    secret.tokens = Some(tokens.clone());
+    let account = tdb
+        .set_channel_secret(&account.id, &secret.to_json())
+        .await?;
+    crate::switch::boards::connected(app.switch(), tdb, &account, &client, &tokens).await?;
+    // New applicants keep coming while the demo runs, and write in the board chat.
+    tokio::spawn(async move {
+        let names = [
+            ("Ирина", "Новикова"),
+            ("Павел", "Сидоров"),
+            ("Анна", "Ковалёва"),
+            ("Максим", "Лебедев"),
+        ];
+        for i in 0u32.. {
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            let (first, last) = names[i as usize % names.len()];
+            let phone = format!("+37529{:07}", 7_000_000 + i);
+            let vacancy = if i % 2 == 0 { &courier } else { &seller };
+            let created = sim.add_response(vacancy, applicant(first, last, &phone, &[]));
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            sim.applicant_writes(
+                &created.chat_id,
+                "Добрый день! Когда можно подойти на собеседование?",
+            );
+        }
+    });
     Ok(())
 }
 

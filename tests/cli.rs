@@ -286,6 +286,34 @@ async fn demo_seeds_a_company_and_prints_the_logins() {
         users.as_array().unwrap().len(),
         jobers::demo::DEMO_USERS.len()
     );
+    // The demo board (a HeadHunter simulator, connected): its responses are applications
+    // with threads — once, also after the restart.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let applications = loop {
+        let apps: Value = reqwest::Client::new()
+            .get(format!("{url}/api/v1/applications"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if apps.as_array().is_some_and(|a| a.len() >= 3) {
+            break apps;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no board applications: {apps}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(applications.as_array().unwrap().len(), 3, "{applications}");
+    assert!(applications
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["source"] == "hh" && a["thread_id"].is_string()));
     sigterm(&child);
     assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
 }
