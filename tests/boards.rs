@@ -707,3 +707,56 @@ async fn stages_move_both_ways_and_the_board_chat_works_both_ways() {
         .count();
     assert_eq!(sent, 1, "sent once");
 }
+
+#[tokio::test]
+async fn a_conflict_between_jobers_and_the_board_is_decided_by_time_and_logged() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-conflict").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Бариста", "Минск", "7001");
+    let created = b.sim.add_response(&vacancy, applicant(9));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let id = applications(&app, &ws, "").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // "Рассмотрение" gets no board state: a move there stays in Jobers.
+    let path = format!("/api/v1/channel-accounts/{}/board/mapping", b.id);
+    let mut mapping = get_json(&app, &ws, &path).await;
+    let review = stage_id(&app, &ws, "Рассмотрение").await;
+    mapping["state_stages"]
+        .as_object_mut()
+        .unwrap()
+        .retain(|_, stage| stage != review.as_str());
+    let body = json!({"mode": mapping["mode"], "pipeline_id": mapping["pipeline_id"],
+        "responses_stage_id": mapping["responses_stage_id"],
+        "invitations_stage_id": mapping["invitations_stage_id"],
+        "state_stages": mapping["state_stages"]});
+    let r = app
+        .request(Method::PUT, &path, &ws.access(), Some(body))
+        .await;
+    assert_eq!(r.status(), 200);
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": review}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.sim.negotiation_state(&created.negotiation_id).unwrap(), "response");
+    // The board moves it with an older change time: Jobers' later move stays, logged.
+    b.sim.set_state_on_board(&created.negotiation_id, "phone_interview");
+    until("the board's move is seen", 20, || async {
+        get_json(&app, &ws, &format!("/api/v1/applications/{id}")).await["application"]
+            ["board_state_id"]
+            == "phone_interview"
+    })
+    .await;
+    let card = get_json(&app, &ws, &format!("/api/v1/applications/{id}")).await;
+    assert_eq!(card["application"]["stage_id"], review.as_str(), "{card}");
+    let audit = get_json(&app, &ws, "/api/v1/audit").await.to_string();
+    assert!(audit.contains("application_stage_conflict"), "{audit}");
+    assert!(audit.contains("\"winner\":\"jobers\""), "{audit}");
+}
