@@ -745,9 +745,13 @@ async fn a_conflict_between_jobers_and_the_board_is_decided_by_time_and_logged()
         )
         .await;
     assert_eq!(r.status(), 200);
-    assert_eq!(b.sim.negotiation_state(&created.negotiation_id).unwrap(), "response");
+    assert_eq!(
+        b.sim.negotiation_state(&created.negotiation_id).unwrap(),
+        "response"
+    );
     // The board moves it with an older change time: Jobers' later move stays, logged.
-    b.sim.set_state_on_board(&created.negotiation_id, "phone_interview");
+    b.sim
+        .set_state_on_board(&created.negotiation_id, "phone_interview");
     until("the board's move is seen", 20, || async {
         get_json(&app, &ws, &format!("/api/v1/applications/{id}")).await["application"]
             ["board_state_id"]

@@ -194,6 +194,15 @@ const APPLICATION_SELECT: &str = "SELECT a.id, a.contact_id, a.vacancy_id, v.nam
     FROM applications a JOIN vacancies v ON v.id = a.vacancy_id AND v.tenant_id = a.tenant_id \
     LEFT JOIN stages s ON s.id = a.stage_id AND s.tenant_id = a.tenant_id";
 
+/// mode, pipeline, responses stage, invitations stage, state → stage JSON.
+type MappingRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 /// How a board account's states become stages.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BoardMapping {
@@ -1009,7 +1018,7 @@ impl TenantDb {
     /// The account's mapping; a default one (extended, on the default pipeline, the
     /// HeadHunter states on the matching stages) until an admin saves one.
     pub async fn board_mapping(&self, account: &str) -> StoreResult<BoardMapping> {
-        let row: Option<(String, Option<String>, Option<String>, Option<String>, String)> =
+        let row: Option<MappingRow> =
             sqlx::query_as(
                 "SELECT mode, pipeline_id, responses_stage_id, invitations_stage_id, state_stages FROM board_mappings \
                  WHERE tenant_id = $1 AND board_account_id = $2",
