@@ -364,15 +364,9 @@ async fn import_of_several_vacancies_counts_agree_and_new_responses_are_counted(
     let _ = app.stop().await;
 }
 
-#[tokio::test]
-async fn an_import_killed_halfway_resumes_without_duplicates() {
-    let app = spawn_app_with(|c| {
-        c.switch.board_poll_ms = 200;
-        c.switch.board_page_size = 2;
-    })
-    .await;
-    let ws = app.workspace("hh-resume").await;
-    let b = board(&app, &ws).await;
+/// Three vacancies with ten responses each on a new simulator and account of `ws`.
+async fn thirty_responses(app: &TestApp, ws: &Workspace) -> Board {
+    let b = board(app, ws).await;
     let mut n = 0;
     for v in 0..3 {
         let vacancy = b
@@ -383,12 +377,31 @@ async fn an_import_killed_halfway_resumes_without_duplicates() {
             b.sim.add_response(&vacancy, applicant(n));
         }
     }
+    b
+}
+
+#[tokio::test]
+async fn an_import_killed_halfway_resumes_without_duplicates() {
+    let app = spawn_app_with(|c| {
+        c.switch.board_poll_ms = 60_000;
+        c.switch.board_page_size = 2;
+    })
+    .await;
+    // What a whole import of this account costs in board requests.
+    let ws0 = app.workspace("hh-baseline").await;
+    let b0 = thirty_responses(&app, &ws0).await;
+    connect(&app, &ws0, &b0, ADMIN_USER).await;
+    wait_imported(&app, &ws0, &b0, 30).await;
+    let whole = b0.sim.api_requests();
+
+    let ws = app.workspace("hh-resume").await;
+    let b = thirty_responses(&app, &ws).await;
     connect(&app, &ws, &b, ADMIN_USER).await;
     until("part of the import", 30, || async {
         status(&app, &ws, &b).await["responses_loaded"]
             .as_i64()
             .unwrap()
-            >= 8
+            >= 10
     })
     .await;
     // The board stalls the task (429), and the task is killed where it stands.
@@ -401,9 +414,21 @@ async fn an_import_killed_halfway_resumes_without_duplicates() {
     let halfway = status(&app, &ws, &b).await;
     let loaded = halfway["responses_loaded"].as_i64().unwrap();
     assert!(loaded < 30 && halfway["initial_done"] == false, "{halfway}");
+    assert!(
+        halfway["position_vacancy_id"].is_string(),
+        "the position is stored: {halfway}"
+    );
+    let before = b.sim.api_requests();
     // The board answers again: a new task continues from the stored position.
     b.sim.rate_limit_next(1, 0);
     wait_imported(&app, &ws, &b, 30).await;
+    let after_restart = (b.sim.api_requests() - before) as i64;
+    // Starting over would read every response again (chat and pages) and skip only the
+    // resume and PDF of those already in: at least `whole - 2 × loaded` requests.
+    assert!(
+        after_restart + loaded / 2 < whole as i64 - 2 * loaded,
+        "resumed from the position: {after_restart} requests after the restart, {whole} for a whole import, {loaded} loaded before"
+    );
     let apps = applications(&app, &ws, "").await;
     assert_eq!(apps.len(), 30);
     let mut negotiations: Vec<&str> = apps

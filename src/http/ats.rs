@@ -445,6 +445,11 @@ pub struct BoardStatus {
     pub board_account: serde_json::Value,
     /// The first full import has finished.
     pub initial_done: bool,
+    /// Where the running pass is: the board's vacancy id, the collection (index) and the
+    /// page to read next (all empty between passes).
+    pub position_vacancy_id: Option<String>,
+    pub position_collection: usize,
+    pub position_page: u32,
     #[serde(flatten)]
     pub counters: BoardCounters,
     /// The account's health (`needs_relogin` when the board wants a new login).
@@ -477,6 +482,9 @@ async fn board_status(
             .map(|(w, _)| w)
             .unwrap_or(serde_json::Value::Null),
         initial_done: cursor.initial_done,
+        position_vacancy_id: cursor.vacancy_id,
+        position_collection: cursor.collection,
+        position_page: cursor.page,
         counters: user.db.board_counters(&account.id).await?,
         health: account.health,
         last_error: account.last_error,

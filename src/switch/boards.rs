@@ -262,6 +262,8 @@ impl From<crate::error::ApiError> for SyncError {
 async fn run_account(switch: Switch, account: ChannelAccount) {
     let tdb = switch.db().for_tenant(&account.tenant_id);
     let wake = switch.boards().notify_of(&account.id);
+    // A wake-up stored before this task existed is covered by its first pass.
+    let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
     // The access token the board refused for good: nothing is tried with it again.
     let mut dead_token: Option<String> = None;
     loop {
@@ -306,7 +308,7 @@ async fn run_account(switch: Switch, account: ChannelAccount) {
                 } else {
                     let class = e.class().unwrap_or(ErrorClass::ServiceUnreachable);
                     if let Some(after) = e.retry_after() {
-                        wait = after.max(poll);
+                        wait = after.max(Duration::from_millis(50));
                     }
                     (
                         if class == ErrorClass::NoNetwork {
