@@ -789,3 +789,114 @@ async fn a_conflict_between_jobers_and_the_board_is_decided_by_time_and_logged()
     assert!(audit.contains("application_stage_conflict"), "{audit}");
     assert!(audit.contains("\"winner\":\"jobers\""), "{audit}");
 }
+
+#[tokio::test]
+async fn an_access_token_the_board_calls_expired_is_refreshed_once_and_the_work_goes_on() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-expired").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Охранник", "Минск", "7001");
+    let first = b.sim.add_response(&vacancy, applicant(11));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let before = b.sim.token_requests();
+    // The board cuts the token short: the sync refreshes it and carries on.
+    b.sim.expire_access_tokens();
+    b.sim.add_response(&vacancy, applicant(12));
+    until("the second response arrives", 20, || async {
+        applications(&app, &ws, "").await.len() == 2
+    })
+    .await;
+    assert_eq!(b.sim.token_requests(), before + 1, "one refresh");
+    assert_eq!(account(&app, &ws, &b).await["health"], "ok");
+    // A stage move meets an expired token: refreshed, then moved.
+    b.sim.expire_access_tokens();
+    let a = applications(&app, &ws, "")
+        .await
+        .into_iter()
+        .find(|a| a["board_negotiation_id"] == first.negotiation_id.as_str())
+        .unwrap();
+    let review = stage_id(&app, &ws, "Рассмотрение").await;
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{}/stage", a["id"].as_str().unwrap()),
+            Some(&ws.access()),
+            json!({"stage_id": review}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        b.sim.negotiation_state(&first.negotiation_id).unwrap(),
+        "consider"
+    );
+    assert_eq!(b.sim.token_requests(), before + 2);
+}
+
+#[tokio::test]
+async fn the_board_chat_limit_is_shown_and_a_reply_past_it_fails_with_the_reason() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-limit").await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Повар", "Минск", "7001");
+    let created = b.sim.add_response(&vacancy, applicant(13));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let a = applications(&app, &ws, "").await[0].clone();
+    let thread = a["thread_id"].as_str().unwrap();
+    let card_path = format!("/api/v1/applications/{}", a["id"].as_str().unwrap());
+    let card = get_json(&app, &ws, &card_path).await;
+    assert_eq!(card["chat_replies_in_a_row"], 0);
+    assert_eq!(card["chat_limit"], 5);
+    for i in 0..5 {
+        let r = app
+            .post_json(
+                &format!("/api/v1/threads/{thread}/messages"),
+                Some(&ws.access()),
+                json!({"text": format!("Сообщение {i}"), "channel_account_id": b.id, "signature": "none"}),
+            )
+            .await;
+        assert_eq!(r.status(), 201);
+        let text = format!("Сообщение {i}");
+        until("sent", 20, || async {
+            thread_messages(&app, &ws, thread)
+                .await
+                .iter()
+                .any(|m| m["text"] == text.as_str() && m["delivery_state"] == "sent")
+        })
+        .await;
+    }
+    assert_eq!(
+        get_json(&app, &ws, &card_path).await["chat_replies_in_a_row"],
+        5
+    );
+    let r = app
+        .post_json(
+            &format!("/api/v1/threads/{thread}/messages"),
+            Some(&ws.access()),
+            json!({"text": "Шестое", "channel_account_id": b.id, "signature": "none"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    until("the sixth fails with the board's reason", 20, || async {
+        thread_messages(&app, &ws, thread).await.iter().any(|m| {
+            m["text"] == "Шестое"
+                && m["delivery_state"] == "failed"
+                && m["failure_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("in_a_row_limit"))
+        })
+    })
+    .await;
+    assert!(!b
+        .sim
+        .chat(&created.chat_id)
+        .iter()
+        .any(|(_, t)| t == "Шестое"));
+    // The applicant answers: the count starts again.
+    b.sim
+        .applicant_writes(&created.chat_id, "Спасибо, прочитал");
+    until("the answer arrives", 20, || async {
+        get_json(&app, &ws, &card_path).await["chat_replies_in_a_row"] == 0
+    })
+    .await;
+}

@@ -181,6 +181,10 @@ async fn create_application(
     Ok((StatusCode::CREATED, axum::Json(app)))
 }
 
+/// HeadHunter's chat takes this many employer messages in a row before the applicant must
+/// answer (its `in_a_row_limit`).
+const HH_CHAT_IN_A_ROW_LIMIT: i64 = 5;
+
 /// The candidate card.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApplicationCard {
@@ -194,6 +198,10 @@ pub struct ApplicationCard {
     pub hidden: Vec<String>,
     /// The resume on the board's site.
     pub resume_url: Option<String>,
+    /// The board chat: replies sent in a row since the applicant last wrote, and the
+    /// board's limit (HeadHunter: 5) — at the limit the board refuses until they answer.
+    pub chat_replies_in_a_row: Option<i64>,
+    pub chat_limit: Option<i64>,
     /// The applicant's other applications (the first 50; all through
     /// `GET /applications?contact_id=`).
     pub other_applications: Vec<Application>,
@@ -226,7 +234,13 @@ async fn get_application(
         .filter(|a| a.id != app.id)
         .take(50)
         .collect();
+    let in_a_row = match (&app.thread_id, &app.board_account_id, &app.board_chat_id) {
+        (Some(t), Some(a), Some(_)) => Some(user.db.board_replies_in_a_row(t, a).await?),
+        _ => None,
+    };
     Ok(axum::Json(ApplicationCard {
+        chat_replies_in_a_row: in_a_row,
+        chat_limit: in_a_row.map(|_| HH_CHAT_IN_A_ROW_LIMIT),
         name: card_str("name").or(contact.name.clone()),
         phone: card_str("phone").or_else(|| identity("phone")),
         email: card_str("email").or_else(|| identity("email")),

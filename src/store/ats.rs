@@ -697,6 +697,26 @@ impl TenantDb {
         Ok(row.map(Into::into))
     }
 
+    /// Replies through a board account since the applicant last wrote there (the board
+    /// refuses more than a few in a row).
+    pub async fn board_replies_in_a_row(
+        &self,
+        thread_id: &str,
+        board_account_id: &str,
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM thread_messages WHERE tenant_id = $1 AND thread_id = $2 AND channel_account_id = $3 \
+             AND direction = 'out' AND (delivery_state IS NULL OR delivery_state <> 'failed') AND created_at > \
+             COALESCE((SELECT MAX(created_at) FROM thread_messages WHERE tenant_id = $1 AND thread_id = $2 \
+             AND channel_account_id = $3 AND direction = 'in'), 0)",
+        )
+        .bind(&self.tenant_id)
+        .bind(thread_id)
+        .bind(board_account_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// The board chat of a thread's latest application on a board account.
     pub async fn board_chat_of_thread(
         &self,

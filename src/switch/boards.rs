@@ -379,6 +379,43 @@ async fn fresh_tokens(
     }
 }
 
+/// The board said the access token expired (clocks differ, or it was cut short): refresh
+/// now, store the new pair at once.
+async fn refresh_now(
+    tdb: &TenantDb,
+    account: &ChannelAccount,
+    client: &HhClient,
+    secret: &mut HhSecret,
+) -> Result<BoardTokens, SyncError> {
+    let Some(tokens) = secret.tokens.clone() else {
+        return Err(SyncError::NotConnected);
+    };
+    match client.refresh(&tokens).await {
+        Ok(new) => {
+            secret.tokens = Some(new.clone());
+            tdb.set_channel_secret(&account.id, &secret.to_json())
+                .await?;
+            Ok(new)
+        }
+        Err(e) if e.needs_relogin() => {
+            let stored = tdb.channel_account(&account.id).await?;
+            let now = HhSecret::parse(stored.secret.as_deref());
+            match now.tokens.clone() {
+                Some(t) if t != tokens => {
+                    *secret = now;
+                    Ok(t)
+                }
+                _ => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn expired(e: &SyncError) -> bool {
+    matches!(e, SyncError::Board(BoardError::TokenExpired))
+}
+
 fn page_size(switch: &Switch) -> u32 {
     (switch.config().board_page_size as u32).clamp(1, 100)
 }
@@ -391,7 +428,23 @@ async fn sync_once(
     let timeout = Duration::from_secs(switch.config().send_timeout_secs);
     let (client, mut secret) = client_for(account, timeout).map_err(SyncError::Other)?;
     let tokens = fresh_tokens(tdb, account, &client, &mut secret).await?;
-    let token = tokens.access_token.as_str();
+    match sync_with(switch, tdb, account, &client, &tokens.access_token).await {
+        Err(e) if expired(&e) => {
+            let tokens = refresh_now(tdb, account, &client, &mut secret).await?;
+            sync_with(switch, tdb, account, &client, &tokens.access_token).await
+        }
+        other => other,
+    }
+}
+
+async fn sync_with(
+    switch: &Switch,
+    tdb: &TenantDb,
+    account: &ChannelAccount,
+    client: &HhClient,
+    token: &str,
+) -> Result<(), SyncError> {
+    let client = client.clone();
     let who = match tdb.board_connection(&account.id).await? {
         Some((who, _)) if !who.is_null() => who,
         _ => {
@@ -1028,16 +1081,33 @@ pub async fn move_application(
                     Err(SyncError::Board(e)) => return Err(board_api_error(e)),
                     Err(SyncError::Other(e)) => return Err(ApiError::Internal(anyhow::anyhow!(e))),
                 };
-                let n = client
-                    .negotiation(&tokens.access_token, negotiation_id)
-                    .await
-                    .map_err(board_api_error)?;
-                if n.state.id != state {
-                    client
-                        .change_state(&tokens.access_token, &n, &state, message)
+                let moved = match move_on_board(
+                    &client,
+                    &tokens.access_token,
+                    negotiation_id,
+                    &state,
+                    message,
+                )
+                .await
+                {
+                    Err(BoardError::TokenExpired) => {
+                        let tokens = match refresh_now(tdb, &account, &client, &mut secret).await {
+                            Ok(t) => t,
+                            Err(SyncError::Board(e)) => return Err(board_api_error(e)),
+                            Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("{e:?}"))),
+                        };
+                        move_on_board(
+                            &client,
+                            &tokens.access_token,
+                            negotiation_id,
+                            &state,
+                            message,
+                        )
                         .await
-                        .map_err(board_api_error)?;
-                }
+                    }
+                    other => other,
+                };
+                moved.map_err(board_api_error)?;
                 let name = vacancy
                     .board_states
                     .iter()
@@ -1058,6 +1128,21 @@ pub async fn move_application(
         .await?;
     switch.publish_events(tdb.tenant_id(), &events).await;
     Ok(updated)
+}
+
+/// Moves a negotiation to a state on the board (nothing when it is there already).
+async fn move_on_board(
+    client: &HhClient,
+    token: &str,
+    negotiation_id: &str,
+    state: &str,
+    message: Option<&str>,
+) -> Result<(), BoardError> {
+    let n = client.negotiation(token, negotiation_id).await?;
+    if n.state.id != state {
+        client.change_state(token, &n, state, message).await?;
+    }
+    Ok(())
 }
 
 /// A board's refusal as the API's answer.
@@ -1130,11 +1215,29 @@ pub(super) async fn send_chat(
             })
         }
     };
-    client
+    let sent = match client
         .send_chat_message(&tokens.access_token, &chat, text, message_id)
         .await
-        .map(|m| m.id)
-        .map_err(send_error)
+    {
+        Err(BoardError::TokenExpired) => {
+            let tokens = match refresh_now(tdb, account, &client, &mut secret).await {
+                Ok(t) => t,
+                Err(SyncError::Board(e)) => return Err(send_error(e)),
+                Err(e) => {
+                    return Err(SendError::Retryable {
+                        class: ErrorClass::AuthFailure,
+                        message: format!("{e:?}"),
+                    })
+                }
+            };
+            // The same idempotency key: never a second message on the board.
+            client
+                .send_chat_message(&tokens.access_token, &chat, text, message_id)
+                .await
+        }
+        other => other,
+    };
+    sent.map(|m| m.id).map_err(send_error)
 }
 
 fn send_error(e: BoardError) -> jobers_channels::SendError {
