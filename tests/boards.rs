@@ -900,3 +900,71 @@ async fn the_board_chat_limit_is_shown_and_a_reply_past_it_fails_with_the_reason
     })
     .await;
 }
+
+#[tokio::test]
+async fn two_thousand_responses_over_thirty_vacancies_import_with_agreeing_counters() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 600_000).await;
+    let ws = app.workspace("hh-scale").await;
+    let b = board(&app, &ws).await;
+    let mut n = 0;
+    for v in 0..30 {
+        let vacancy = b.sim.add_vacancy(&format!("Вакансия {v}"), "Минск", "7001");
+        let count = if v < 20 { 67 } else { 66 };
+        for _ in 0..count {
+            n += 1;
+            b.sim.add_response(&vacancy, applicant(n));
+        }
+    }
+    assert_eq!(n, 2000);
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let s = status(&app, &ws, &b).await;
+        if s["initial_done"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "import too slow: {s}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let s = status(&app, &ws, &b).await;
+    assert_eq!(s["responses_loaded"], 2000, "{s}");
+    assert_eq!(s["applications_created"], 2000, "{s}");
+    assert_eq!(s["differences"], json!([]));
+    assert_eq!(
+        get_json(&app, &ws, "/api/v1/vacancies")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        30
+    );
+    let nr = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/channel-accounts/{}/board/new-responses", b.id),
+    )
+    .await;
+    assert_eq!(nr["total"], 0, "{nr}");
+}
+
+#[tokio::test]
+async fn a_manager_account_imports_only_its_own_vacancies() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-manager").await;
+    let b = board(&app, &ws).await;
+    let theirs = b.sim.add_vacancy("Чужая вакансия", "Минск", "7001");
+    let mine = b.sim.add_vacancy("Своя вакансия", "Минск", "7002");
+    b.sim.add_response(&theirs, applicant(21));
+    b.sim.add_response(&mine, applicant(22));
+    let v = connect(&app, &ws, &b, MANAGER_USER).await;
+    assert_eq!(v["board_account"]["role"], "manager");
+    wait_imported(&app, &ws, &b, 1).await;
+    let vacancies = get_json(&app, &ws, "/api/v1/vacancies").await;
+    let names: Vec<&str> = vacancies
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["Своя вакансия"]);
+}
