@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::ws::WsClient;
 use common::*;
 use jobers_channels::boards::hh::simulator::{Applicant, HhSimulator, ADMIN_USER, MANAGER_USER};
 use reqwest::Method;
@@ -967,4 +968,41 @@ async fn a_manager_account_imports_only_its_own_vacancies() {
         .map(|v| v["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["Своя вакансия"]);
+}
+
+#[tokio::test]
+async fn staff_see_vacancies_applications_and_import_progress_live() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-events").await;
+    let mut live = WsClient::connect(&app.base, &ws.access(), None).await;
+    live.next_of("live", None).await;
+    let b = board(&app, &ws).await;
+    let vacancy = b.sim.add_vacancy("Монтажник", "Минск", "7001");
+    b.sim.add_response(&vacancy, applicant(31));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    let v = live.next_of("event", Some("vacancy.updated")).await;
+    assert_eq!(v["data"]["name"], "Монтажник");
+    let a = live.next_of("event", Some("application.updated")).await;
+    assert_eq!(a["data"]["board_state_id"], "response");
+    let id = a["data"]["id"].as_str().unwrap().to_string();
+    loop {
+        let p = live.next_of("event", Some("board.import")).await;
+        if p["data"]["initial_done"] == true {
+            assert_eq!(p["data"]["responses_loaded"], 1);
+            assert_eq!(p["data"]["applications_created"], 1);
+            break;
+        }
+    }
+    let review = stage_id(&app, &ws, "Рассмотрение").await;
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": review}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let moved = live.next_of("event", Some("application.updated")).await;
+    assert_eq!(moved["data"]["stage_id"], review.as_str());
+    assert_eq!(moved["data"]["board_state_id"], "consider");
 }
