@@ -333,6 +333,38 @@ async fn import_of_several_vacancies_counts_agree_and_new_responses_are_counted(
         "{card}"
     );
     assert_eq!(card["city"], "Минск");
+    // A board's vacancy is linked to the local one it publishes.
+    let local: Value = app
+        .post_json(
+            "/api/v1/vacancies",
+            Some(&ws.access()),
+            json!({"name": "Курьер (наш)"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let board_vacancy_id = vacancies[0]["id"].as_str().unwrap();
+    let r = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/vacancies/{board_vacancy_id}"),
+            &ws.access(),
+            Some(json!({"linked_vacancy_id": local["id"]})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let linked = get_json(&app, &ws, &format!("/api/v1/vacancies/{board_vacancy_id}")).await;
+    assert_eq!(linked["linked_vacancy_id"], local["id"]);
+    let r = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/vacancies/{}", local["id"].as_str().unwrap()),
+            &ws.access(),
+            Some(json!({"linked_vacancy_id": vacancies[1]["id"]})),
+        )
+        .await;
+    assert_error(r, 422, "unknown_vacancy").await;
     // Per vacancy.
     let vid = vacancies[1]["id"].as_str().unwrap();
     assert_eq!(

@@ -34,6 +34,8 @@ CREATE TABLE vacancies (
     board_url         TEXT,
     -- The employer states the board reports for this vacancy (JSON [{id, name}]).
     board_states      TEXT NOT NULL DEFAULT '[]',
+    -- A board's vacancy linked to the local vacancy it publishes.
+    linked_vacancy_id TEXT REFERENCES vacancies(id) ON DELETE SET NULL,
     -- Applications on the board by its collection counters, at the last sync.
     board_total       BIGINT,
     created_at        BIGINT NOT NULL,

@@ -24,6 +24,7 @@ use crate::switch::boards;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_vacancies, create_vacancy))
+        .routes(routes!(get_vacancy, update_vacancy))
         .routes(routes!(list_applications, create_application))
         .routes(routes!(get_application))
         .routes(routes!(move_application))
@@ -91,6 +92,77 @@ async fn create_vacancy(
         .publish_events(user.db.tenant_id(), &events)
         .await;
     Ok((StatusCode::CREATED, axum::Json(v)))
+}
+
+/// One vacancy.
+#[utoipa::path(get, path = "/vacancies/{vacancy_id}", tag = "ats", security(("bearer" = [])),
+    params(("vacancy_id" = String, Path)), responses((status = 200, body = Vacancy), (status = 404, body = ErrorBody)))]
+async fn get_vacancy(user: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<Vacancy>> {
+    valid_id(&id)?;
+    Ok(axum::Json(user.db.vacancy(&id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VacancyPatch {
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    pub city: Option<Option<String>>,
+    /// Link a board's vacancy to the local vacancy it publishes (`null` unlinks).
+    #[serde(default, deserialize_with = "crate::http::extract::nullable")]
+    pub linked_vacancy_id: Option<Option<String>>,
+}
+
+/// Rename a vacancy, or link a board's vacancy to a local one (supervisors and admins).
+/// A board's sync renames its vacancies back to the board's name.
+#[utoipa::path(patch, path = "/vacancies/{vacancy_id}", tag = "ats", security(("bearer" = [])),
+    params(("vacancy_id" = String, Path)), request_body = VacancyPatch,
+    responses((status = 200, body = Vacancy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+async fn update_vacancy(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    Json(req): Json<VacancyPatch>,
+) -> ApiResult<axum::Json<Vacancy>> {
+    user.principal.require(Role::Supervisor)?;
+    valid_id(&id)?;
+    user.db.vacancy(&id).await?;
+    if let Some(n) = &req.name {
+        check_name("name", n, 300)?;
+    }
+    if let Some(Some(c)) = &req.city {
+        check_name("city", c, 200)?;
+    }
+    if let Some(Some(l)) = &req.linked_vacancy_id {
+        if uuid::Uuid::parse_str(l).is_err() {
+            return Err(ApiError::unprocessable(
+                "unknown_vacancy",
+                "no such local vacancy in this workspace",
+            ));
+        }
+    }
+    let (v, events) = user
+        .db
+        .update_vacancy(
+            &id,
+            req.name.as_deref().map(str::trim),
+            req.city.as_ref().map(|c| c.as_deref()),
+            req.linked_vacancy_id.as_ref().map(|l| l.as_deref()),
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::UnknownReference(_) => ApiError::unprocessable(
+                "unknown_vacancy",
+                "no such local vacancy in this workspace",
+            ),
+            other => other.into(),
+        })?;
+    state
+        .switch
+        .publish_events(user.db.tenant_id(), &events)
+        .await;
+    Ok(axum::Json(v))
 }
 
 // ----- applications -----

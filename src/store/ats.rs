@@ -59,6 +59,8 @@ pub struct Vacancy {
     pub board_account_id: Option<String>,
     pub board_vacancy_id: Option<String>,
     pub board_url: Option<String>,
+    /// For a board's vacancy: the local vacancy it publishes.
+    pub linked_vacancy_id: Option<String>,
     /// The employer states the board reports for this vacancy.
     pub board_states: Vec<BoardStateRef>,
     /// Applications on the board by its counters at the last sync.
@@ -76,6 +78,7 @@ struct VacancyRow {
     board_account_id: Option<String>,
     board_vacancy_id: Option<String>,
     board_url: Option<String>,
+    linked_vacancy_id: Option<String>,
     board_states: String,
     board_total: Option<i64>,
     created_at: i64,
@@ -92,6 +95,7 @@ impl From<VacancyRow> for Vacancy {
             board_account_id: r.board_account_id,
             board_vacancy_id: r.board_vacancy_id,
             board_url: r.board_url,
+            linked_vacancy_id: r.linked_vacancy_id,
             board_states: serde_json::from_str(&r.board_states).unwrap_or_default(),
             board_total: r.board_total,
             created_at: to_time(r.created_at),
@@ -102,7 +106,7 @@ impl From<VacancyRow> for Vacancy {
 
 const VACANCY_COLUMNS: &str =
     "id, name, city, board_provider, board_account_id, board_vacancy_id, \
-    board_url, board_states, board_total, created_at, updated_at";
+    board_url, linked_vacancy_id, board_states, board_total, created_at, updated_at";
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Application {
@@ -506,6 +510,60 @@ impl TenantDb {
         ))
         .bind(&self.tenant_id)
         .bind(&id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let vacancy: Vacancy = row.into();
+        let mut events = Vec::new();
+        push_event(
+            &mut tx,
+            &self.tenant_id,
+            &mut Some(position),
+            "vacancy.updated",
+            Audience::Tenant,
+            to_json(&vacancy),
+            &mut events,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((vacancy, events))
+    }
+
+    /// Renames a vacancy or links it to a local one (`linked`: `Some(None)` unlinks).
+    pub async fn update_vacancy(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        city: Option<Option<&str>>,
+        linked: Option<Option<&str>>,
+    ) -> StoreResult<(Vacancy, Vec<StoredEvent>)> {
+        let current = self.vacancy(id).await?;
+        if let Some(Some(l)) = linked {
+            let target = self
+                .vacancy(l)
+                .await
+                .map_err(|_| StoreError::UnknownReference("vacancy"))?;
+            if target.id == id || target.board_account_id.is_some() {
+                return Err(StoreError::UnknownReference("vacancy"));
+            }
+        }
+        let (mut tx, position, _gate) = self.begin_with_position().await?;
+        sqlx::query(
+            "UPDATE vacancies SET name = $3, city = $4, linked_vacancy_id = $5, updated_at = $6 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(&self.tenant_id)
+        .bind(id)
+        .bind(name.unwrap_or(&current.name))
+        .bind(city.unwrap_or(current.city.as_deref()))
+        .bind(linked.unwrap_or(current.linked_vacancy_id.as_deref()))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        let row: VacancyRow = sqlx::query_as(&format!(
+            "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(&self.tenant_id)
+        .bind(id)
         .fetch_one(&mut *tx)
         .await?;
         let vacancy: Vacancy = row.into();
