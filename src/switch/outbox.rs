@@ -200,16 +200,19 @@ async fn process(switch: &Switch, job: &OutboxJob) -> anyhow::Result<()> {
         })
     };
     metrics::histogram!("outbox_send_seconds").record(started.elapsed().as_secs_f64());
+    let sent_id = result
+        .as_ref()
+        .ok()
+        .and_then(|a| a.provider_message_id.clone());
+    record(switch, &tdb, job, &account, result).await?;
     if account.kind == "email" {
-        if let Ok(accepted) = &result {
-            // An answer naming this Message-ID joins the thread.
-            if let Some(id) = &accepted.provider_message_id {
-                tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
-                    .await?;
-            }
+        // Recorded sent first; then an answer naming this Message-ID joins the thread.
+        if let Some(id) = sent_id {
+            tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
+                .await?;
         }
     }
-    record(switch, &tdb, job, &account, result).await
+    Ok(())
 }
 
 /// Records the outcome of one attempt: sent, retry later, or failed; and the health.
@@ -240,13 +243,6 @@ async fn record(
                 .outbox_sent(job, accepted.provider_message_id.as_deref())
                 .await?;
             switch.publish_events(&job.tenant_id, &events).await;
-            if account.kind == "email" {
-                // An answer naming this Message-ID joins the thread.
-                if let Some(id) = &accepted.provider_message_id {
-                    tdb.add_thread_ref(&message.thread_id, &format!("msgid:{id}"))
-                        .await?;
-                }
-            }
             metrics::counter!("outbox_sent_total").increment(1);
         }
         Err(SendError::Retryable { class, message }) => {
