@@ -63,10 +63,12 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
   await t.test('olga sees the threads routed to her in "mine"', async () => {
     await page.click('[data-testid=nav-inbox]');
     await page.waitForSelector('[data-testid=inbox-scope] [data-scope=mine][aria-checked=true]');
-    // Olga is the only member online: the five waiting threads come to her, live.
+    // Olga is the only member online: the oldest waiting threads come to her, live, up to
+    // her capacity of five (the board's responses, imported later, wait for Ivan).
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=thread-item]').length === 5);
     for (const a of await page.locator('[data-testid=thread-assignee]').allTextContents()) assert.equal(a, 'вы');
-    assert.equal(await page.locator('[data-testid=thread-item] [data-channel=sms]').count(), 4);
+    // One SMS applicant also responds on the board: that thread may show the board's mark.
+    assert.ok((await page.locator('[data-testid=thread-item] [data-channel=sms]').count()) >= 3);
     assert.equal(await page.locator('[data-testid=thread-item] [data-channel=email]').count(), 1);
     assert.equal(await page.locator('[data-testid=thread-unread]').count(), 5);
     await page.locator('[data-testid=thread-waiting]').first().waitFor();
