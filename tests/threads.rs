@@ -280,6 +280,40 @@ async fn inbound_html_is_sanitised_and_attachments_are_kept_within_limits() {
         .await;
     assert_eq!(file.status(), 200);
     assert_eq!(file.bytes().await.unwrap().as_ref(), b"%PDF-1.4 resume");
+    // The provider repeats the letter: answered as a duplicate, nothing stored again.
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            files(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    let uploads_before = files(&app.config.data_dir.join("blobs"));
+    assert!(
+        uploads_before >= 1,
+        "the first letter's attachment is stored"
+    );
+    let again = app
+        .inbound_ok(
+            &ch,
+            json!({"id": "<m1@mail.example>", "from": {"email": "anna@mail.ru"}, "text": "x",
+                "attachments": [{"file_name": "cv.pdf", "content_type": "application/pdf", "data_base64": pdf}]}),
+        )
+        .await;
+    assert_eq!(again["duplicate"], true);
+    let uploads_after = files(&app.config.data_dir.join("blobs"));
+    assert_eq!(
+        uploads_before, uploads_after,
+        "no blob stored for the repeat"
+    );
     let th = thread(&app, &ws.access(), t).await;
     assert_eq!(th["contact_name"], "Анна");
     assert_eq!(th["subject"], "Резюме");

@@ -594,6 +594,22 @@ impl TenantDb {
         })
     }
 
+    /// The stored message (and its thread) of an external id on an account, if any.
+    pub async fn inbound_message_id(
+        &self,
+        account_id: &str,
+        external_id: &str,
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, thread_id FROM thread_messages WHERE tenant_id = $1 AND channel_account_id = $2 AND external_id = $3",
+        )
+        .bind(&self.tenant_id)
+        .bind(account_id)
+        .bind(external_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub(crate) async fn add_ref(
         &self,
         tx: &mut Transaction<'static, Any>,

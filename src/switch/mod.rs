@@ -339,6 +339,19 @@ impl Switch {
                 text = html_to_text(h);
             }
         }
+        // A repeat with attachments is answered before they are stored again.
+        if !p.attachments.is_empty() {
+            if let Some((message_id, thread_id)) =
+                tdb.inbound_message_id(&account.id, p.id.trim()).await?
+            {
+                metrics::counter!("ingest_duplicates_total").increment(1);
+                return Ok(IngestResult {
+                    thread_id,
+                    message_id,
+                    duplicate: true,
+                });
+            }
+        }
         let (attachments, notes) = self.store_attachments(&tdb, account, &p).await?;
         for note in notes {
             text.push_str(&format!("\n[{note}]"));
