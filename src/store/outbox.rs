@@ -294,8 +294,10 @@ impl TenantDb {
         ))
     }
 
-    /// Provider ids of replies through `account_id` still on their way (sent or delivered
-    /// in the last two days), for providers that are asked about delivery.
+    /// Provider ids of replies through `account_id` still on their way (sent, not yet
+    /// delivered or failed, in the last two days), oldest first, for providers that are
+    /// asked about delivery. Delivered ones are not asked again, so they never crowd out
+    /// newer ones.
     pub async fn awaiting_delivery(
         &self,
         account_id: &str,
@@ -303,7 +305,7 @@ impl TenantDb {
     ) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(
             "SELECT provider_message_id FROM thread_messages WHERE tenant_id = $1 AND channel_account_id = $2 \
-             AND direction = 'out' AND delivery_state IN ('sent', 'delivered') AND provider_message_id IS NOT NULL \
+             AND direction = 'out' AND delivery_state = 'sent' AND provider_message_id IS NOT NULL \
              AND updated_at > $3 ORDER BY updated_at LIMIT $4",
         )
         .bind(&self.tenant_id)
