@@ -123,38 +123,22 @@ pub async fn simulate(app: &crate::App, url: &str) -> anyhow::Result<()> {
         }
     };
     let settings = serde_json::json!({ "url": sim.url() });
-    let account = match tdb
-        .channel_accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.provider == "webhook" && a.name == "SMS (демо)")
-    {
-        Some(a) => {
-            tdb.update_channel_account(
-                &a.id,
-                &crate::store::ChannelAccountPatch {
-                    settings: Some(settings),
-                    ..Default::default()
-                },
-            )
-            .await?
-        }
-        None => {
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            tdb.create_channel_account(crate::store::NewChannelAccount {
-                kind: "sms",
-                provider: "webhook",
-                name: "SMS (демо)",
-                address: "+375290000000",
-                owner_user_id: None,
-                settings: &settings,
-                secret: Some(&secret),
-                queue_id: Some(&queue.id),
-                inbound_expected_within_s: None,
-            })
-            .await?
-        }
-    };
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let account = demo_account(
+        &tdb,
+        crate::store::NewChannelAccount {
+            kind: "sms",
+            provider: "webhook",
+            name: "SMS (демо)",
+            address: "+375290000000",
+            owner_user_id: None,
+            settings: &settings,
+            secret: Some(&secret),
+            queue_id: Some(&queue.id),
+            inbound_expected_within_s: None,
+        },
+    )
+    .await?;
     let secret = account.secret.clone().unwrap_or_default();
     sim.link(HubLink {
         base: url.to_string(),
@@ -321,41 +305,26 @@ async fn simulate_board(
         "api_base": sim.base_url(), "oauth_base": sim.base_url(),
         "user_agent": "JobersDemo/1.0 (demo@jobers.local)",
     });
-    let account = match tdb
-        .channel_accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.provider == "hh" && a.name == "rabota.by (демо)")
-    {
-        Some(a) => {
-            tdb.update_channel_account(
-                &a.id,
-                &crate::store::ChannelAccountPatch {
-                    settings: Some(settings),
-                    ..Default::default()
-                },
-            )
-            .await?
-        }
-        None => {
-            let secret = crate::switch::boards::HhSecret {
-                client_secret: "jobers-demo-secret".into(),
-                tokens: None,
-            };
-            tdb.create_channel_account(crate::store::NewChannelAccount {
-                kind: "board",
-                provider: "hh",
-                name: "rabota.by (демо)",
-                address: "rabota.by",
-                owner_user_id: None,
-                settings: &settings,
-                secret: Some(&secret.to_json()),
-                queue_id: Some(queue_id),
-                inbound_expected_within_s: None,
-            })
-            .await?
-        }
-    };
+    let secret = crate::switch::boards::HhSecret {
+        client_secret: "jobers-demo-secret".into(),
+        tokens: None,
+    }
+    .to_json();
+    let account = demo_account(
+        tdb,
+        crate::store::NewChannelAccount {
+            kind: "board",
+            provider: "hh",
+            name: "rabota.by (демо)",
+            address: "rabota.by",
+            owner_user_id: None,
+            settings: &settings,
+            secret: Some(&secret),
+            queue_id: Some(queue_id),
+            inbound_expected_within_s: None,
+        },
+    )
+    .await?;
     // The employer logs in (the simulator's authorize page approves at once).
     let (client, mut secret) = crate::switch::boards::client_for(&account, Duration::from_secs(10))
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -431,32 +400,21 @@ async fn twilio_line(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = TwilioSimulator::start(listener, SID, &token).await;
     let settings = serde_json::json!({"account_sid": SID, "base_url": sim.base_url()});
-    let account = match existing {
-        Some(a) => {
-            tdb.update_channel_account(
-                &a.id,
-                &crate::store::ChannelAccountPatch {
-                    settings: Some(settings),
-                    ..Default::default()
-                },
-            )
-            .await?
-        }
-        None => {
-            tdb.create_channel_account(crate::store::NewChannelAccount {
-                kind: "sms",
-                provider: "twilio",
-                name: NAME,
-                address: "+15005550006",
-                owner_user_id: None,
-                settings: &settings,
-                secret: Some(&token),
-                queue_id: Some(queue),
-                inbound_expected_within_s: None,
-            })
-            .await?
-        }
-    };
+    let account = demo_account(
+        tdb,
+        crate::store::NewChannelAccount {
+            kind: "sms",
+            provider: "twilio",
+            name: NAME,
+            address: "+15005550006",
+            owner_user_id: None,
+            settings: &settings,
+            secret: Some(&token),
+            queue_id: Some(queue),
+            inbound_expected_within_s: None,
+        },
+    )
+    .await?;
     sim.answer_through(
         &format!("{url}/api/v1/hooks/{}/twilio", account.id),
         std::time::Duration::from_secs(6),
@@ -476,38 +434,22 @@ async fn mail_line(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sim = Simulator::start(listener, None).await;
     let settings = serde_json::json!({ "url": sim.url() });
-    let existing = tdb
-        .channel_accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.provider == "webhook" && a.name == NAME);
-    let account = match existing {
-        Some(a) => {
-            tdb.update_channel_account(
-                &a.id,
-                &crate::store::ChannelAccountPatch {
-                    settings: Some(settings),
-                    ..Default::default()
-                },
-            )
-            .await?
-        }
-        None => {
-            let secret = hex::encode(rand::random::<[u8; 32]>());
-            tdb.create_channel_account(crate::store::NewChannelAccount {
-                kind: "email",
-                provider: "webhook",
-                name: NAME,
-                address: "hr@demo.jobers.local",
-                owner_user_id: None,
-                settings: &settings,
-                secret: Some(&secret),
-                queue_id: Some(queue),
-                inbound_expected_within_s: None,
-            })
-            .await?
-        }
-    };
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let account = demo_account(
+        tdb,
+        crate::store::NewChannelAccount {
+            kind: "email",
+            provider: "webhook",
+            name: NAME,
+            address: "hr@demo.jobers.local",
+            owner_user_id: None,
+            settings: &settings,
+            secret: Some(&secret),
+            queue_id: Some(queue),
+            inbound_expected_within_s: None,
+        },
+    )
+    .await?;
     sim.link(HubLink {
         base: url.to_string(),
         account_id: account.id.clone(),
@@ -517,4 +459,30 @@ async fn mail_line(
         reply_after: Some(std::time::Duration::from_secs(8)),
     });
     Ok(account)
+}
+
+/// The demo's account `new.name` of `new.provider`: created with `new` the first time; on
+/// later starts the stored one (with its own secret), pointed at this run's simulator.
+async fn demo_account(
+    tdb: &crate::store::TenantDb,
+    new: crate::store::NewChannelAccount<'_>,
+) -> anyhow::Result<crate::store::ChannelAccount> {
+    let existing = tdb
+        .channel_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.provider == new.provider && a.name == new.name);
+    Ok(match existing {
+        Some(a) => {
+            tdb.update_channel_account(
+                &a.id,
+                &crate::store::ChannelAccountPatch {
+                    settings: Some(new.settings.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?
+        }
+        None => tdb.create_channel_account(new).await?,
+    })
 }
