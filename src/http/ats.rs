@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{AuthUser, Json, Query};
-use super::AppState;
+use super::{valid_id, AppState};
 use crate::auth::service::ClientInfo;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{
@@ -36,12 +36,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oauth_logout))
         .routes(routes!(oauth_callback))
         .routes(routes!(hh_hook))
-}
-
-fn valid_id(id: &str) -> ApiResult<()> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| ApiError::NotFound)
 }
 
 fn check_name(field: &str, v: &str, max: usize) -> ApiResult<()> {

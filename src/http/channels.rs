@@ -14,7 +14,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use super::extract::{AuthUser, Json};
-use super::AppState;
+use super::{valid_id, AppState};
 use crate::auth::service::ClientInfo;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{
@@ -41,12 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(kannel_dlr))
         .routes(routes!(twilio_inbound))
         .routes(routes!(twilio_status))
-}
-
-fn valid_id(id: &str) -> ApiResult<()> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| ApiError::NotFound)
 }
 
 fn new_secret() -> String {

@@ -95,6 +95,13 @@ impl Modify for BearerAuth {
     }
 }
 
+/// A path id that is not an id names nothing here: 404, like an unknown one.
+pub(crate) fn valid_id(id: &str) -> crate::error::ApiResult<()> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| crate::error::ApiError::NotFound)
+}
+
 /// The whole application router.
 pub fn router(state: AppState) -> Router {
     let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())

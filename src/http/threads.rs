@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{AuthUser, Json, Query};
-use super::AppState;
+use super::{valid_id, AppState};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{Role, Thread, ThreadFilter, ThreadMessage};
 use crate::switch::ReplyRequest;
@@ -27,12 +27,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(set_queue))
         .routes(routes!(retry))
         .routes(routes!(search_messages))
-}
-
-fn valid_id(id: &str) -> ApiResult<()> {
-    uuid::Uuid::parse_str(id)
-        .map(|_| ())
-        .map_err(|_| ApiError::NotFound)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -158,15 +158,10 @@ impl TenantDb {
         job: &OutboxJob,
         provider_id: Option<&str>,
     ) -> StoreResult<(ThreadMessage, Vec<StoredEvent>)> {
-        let current = self.thread_message(&job.message_id).await?;
-        // A delivery report may have come first: keep the later state.
-        let state = match current.delivery_state.as_deref() {
-            Some(s) if rank(s) > rank("sent") => s.to_string(),
-            _ => "sent".to_string(),
-        };
+        // A delivery report may have come first: `set_delivery` keeps the later state.
         self.set_delivery(
             &job.message_id,
-            &state,
+            "sent",
             None,
             provider_id,
             Some((&job.id, "done", None, None)),
