@@ -16,25 +16,6 @@ use serde_json::{json, Value};
 const TOKEN: &str = "test_auth_token_0123456789abcdef";
 const SID: &str = "AC00000000000000000000000000000000";
 
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.unwrap()
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn account(app: &TestApp, ws: &Workspace, body: Value) -> Value {
     let r = app
         .post_json("/api/v1/channel-accounts", Some(&ws.access()), body)

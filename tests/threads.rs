@@ -23,26 +23,6 @@ fn sms(id: &str, phone: &str, text: &str) -> Value {
     json!({"id": id, "from": {"phone": phone}, "text": text})
 }
 
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.unwrap()
-}
-
-/// Polls `f` every 50 ms for up to 10 s until it returns Some.
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn thread(app: &TestApp, token: &str, id: &str) -> Value {
     json_of(app.get(&format!("/api/v1/threads/{id}"), token).await).await
 }

@@ -279,6 +279,27 @@ impl TestApp {
     }
 }
 
+/// The JSON body of a response.
+pub async fn json_of(r: reqwest::Response) -> Value {
+    r.json().await.unwrap()
+}
+
+/// Polls `f` every 50 ms until it gives `Some`, for at most 30 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Asserts the exact error JSON and status of a response.
 pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
     let got = response.status().as_u16();
