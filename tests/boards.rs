@@ -1038,3 +1038,79 @@ async fn staff_see_vacancies_applications_and_import_progress_live() {
     assert_eq!(moved["data"]["stage_id"], review.as_str());
     assert_eq!(moved["data"]["board_state_id"], "consider");
 }
+
+#[tokio::test]
+async fn simple_mode_with_a_responsible_recruiter_assigns_threads_and_invites_on_the_board() {
+    let app = spawn_app_with(|c| c.switch.board_poll_ms = 60_000).await;
+    let ws = app.workspace("hh-simple").await;
+    let b = board(&app, &ws).await;
+    let olga = app
+        .create_user(
+            &ws.tenant,
+            "olga@hh-simple.example",
+            jobers::store::Role::Recruiter,
+        )
+        .await;
+    let path = format!("/api/v1/channel-accounts/{}/board/mapping", b.id);
+    let responses = stage_id(&app, &ws, "Отклик").await;
+    let invitations = stage_id(&app, &ws, "Собеседование").await;
+    let mut mapping = json!({"mode": "simple", "responses_stage_id": responses,
+                             "invitations_stage_id": invitations, "state_stages": {},
+                             "responsible_user_id": uuid::Uuid::now_v7().to_string()});
+    // Someone who is not a user of this workspace cannot be responsible.
+    let r = app
+        .request(Method::PUT, &path, &ws.access(), Some(mapping.clone()))
+        .await;
+    assert_error(r, 422, "unknown_user").await;
+    mapping["responsible_user_id"] = json!(olga.id);
+    let r = app
+        .request(Method::PUT, &path, &ws.access(), Some(mapping.clone()))
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["responsible_user_id"], olga.id.as_str(), "{v}");
+    assert_eq!(v["mode"], "simple");
+
+    let vacancy = b.sim.add_vacancy("Бариста", "Минск", "7001");
+    let created = b.sim.add_response(&vacancy, applicant(21));
+    connect(&app, &ws, &b, ADMIN_USER).await;
+    wait_imported(&app, &ws, &b, 1).await;
+    let a = applications(&app, &ws, "").await[0].clone();
+    assert_eq!(a["stage_id"], responses.as_str(), "a response on its stage");
+    let thread = get_json(
+        &app,
+        &ws,
+        &format!("/api/v1/threads/{}", a["thread_id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(thread["assignee_id"], olga.id.as_str(), "{thread}");
+
+    // The invitations stage invites on the board (with the board's required message).
+    let id = a["id"].as_str().unwrap();
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": invitations, "message": "Приглашаем на собеседование"}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["board_state_id"], "interview", "{v}");
+    assert_eq!(
+        b.sim.negotiation_state(&created.negotiation_id).unwrap(),
+        "interview"
+    );
+    // Back to the responses stage: nothing to do on the board, the move stays local.
+    let r = app
+        .post_json(
+            &format!("/api/v1/applications/{id}/stage"),
+            Some(&ws.access()),
+            json!({"stage_id": responses}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["stage_id"], responses.as_str(), "{v}");
+    assert_eq!(
+        b.sim.negotiation_state(&created.negotiation_id).unwrap(),
+        "interview"
+    );
+}

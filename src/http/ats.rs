@@ -509,6 +509,16 @@ async fn put_mapping(
             ));
         }
     }
+    if let Some(u) = &req.responsible_user_id {
+        let active =
+            uuid::Uuid::parse_str(u).is_ok() && user.db.user(u).await.is_ok_and(|u| u.active);
+        if !active {
+            return Err(ApiError::unprocessable(
+                "unknown_user",
+                "no such active user in this workspace",
+            ));
+        }
+    }
     user.db.save_board_mapping(&account.id, &req).await?;
     Ok(axum::Json(MappingView {
         mapping: user.db.board_mapping(&account.id).await?,

@@ -198,13 +198,14 @@ const APPLICATION_SELECT: &str = "SELECT a.id, a.contact_id, a.vacancy_id, v.nam
     FROM applications a JOIN vacancies v ON v.id = a.vacancy_id AND v.tenant_id = a.tenant_id \
     LEFT JOIN stages s ON s.id = a.stage_id AND s.tenant_id = a.tenant_id";
 
-/// mode, pipeline, responses stage, invitations stage, state → stage JSON.
+/// mode, pipeline, responses stage, invitations stage, state → stage JSON, responsible.
 type MappingRow = (
     String,
     Option<String>,
     Option<String>,
     Option<String>,
     String,
+    Option<String>,
 );
 
 /// How a board account's states become stages.
@@ -219,6 +220,10 @@ pub struct BoardMapping {
     /// Board state id → stage id.
     #[serde(default)]
     pub state_stages: HashMap<String, String>,
+    /// The responsible recruiter: a new applicant's thread from this board is assigned to
+    /// this user at once; `null`: it waits in the account's queue for the router.
+    #[serde(default)]
+    pub responsible_user_id: Option<String>,
 }
 
 impl BoardMapping {
@@ -236,9 +241,11 @@ impl BoardMapping {
         }
     }
 
-    /// The board state a stage moves an application to (extended mode; in simple mode only
-    /// states named explicitly in `state_stages`). Several states on one stage: the first
-    /// in `preferred` order.
+    /// The board state a stage moves an application to. Extended mode: the state mapped
+    /// to the stage (several on one stage: the first in `preferred`, the vacancy's order).
+    /// Simple mode: a state named in `state_stages` (such as a refusal), else the invitations
+    /// stage invites — the board's `interview` when the vacancy has it, otherwise its first
+    /// state past the response stage; the responses stage changes nothing on the board.
     pub fn state_for(&self, stage_id: &str, preferred: &[String]) -> Option<String> {
         let mut states: Vec<&String> = self
             .state_stages
@@ -247,7 +254,19 @@ impl BoardMapping {
             .map(|(state, _)| state)
             .collect();
         states.sort_by_key(|s| preferred.iter().position(|p| p == *s).unwrap_or(usize::MAX));
-        states.first().map(|s| s.to_string())
+        if let Some(s) = states.first() {
+            return Some(s.to_string());
+        }
+        if self.mode == "extended" || self.invitations_stage_id.as_deref() != Some(stage_id) {
+            return None;
+        }
+        if preferred.iter().any(|p| p == "interview") {
+            return Some("interview".into());
+        }
+        preferred
+            .iter()
+            .find(|p| !matches!(p.as_str(), "response" | "consider") && !p.starts_with("discard"))
+            .cloned()
     }
 }
 
@@ -1098,20 +1117,22 @@ impl TenantDb {
     pub async fn board_mapping(&self, account: &str) -> StoreResult<BoardMapping> {
         let row: Option<MappingRow> =
             sqlx::query_as(
-                "SELECT mode, pipeline_id, responses_stage_id, invitations_stage_id, state_stages FROM board_mappings \
+                "SELECT mode, pipeline_id, responses_stage_id, invitations_stage_id, state_stages, responsible_user_id \
+                 FROM board_mappings \
                  WHERE tenant_id = $1 AND board_account_id = $2",
             )
             .bind(&self.tenant_id)
             .bind(account)
             .fetch_optional(self.pool())
             .await?;
-        if let Some((mode, pipeline_id, responses, invitations, states)) = row {
+        if let Some((mode, pipeline_id, responses, invitations, states, responsible)) = row {
             return Ok(BoardMapping {
                 mode,
                 pipeline_id,
                 responses_stage_id: responses,
                 invitations_stage_id: invitations,
                 state_stages: serde_json::from_str(&states).unwrap_or_default(),
+                responsible_user_id: responsible,
             });
         }
         let p = self.default_pipeline().await?;
@@ -1142,6 +1163,7 @@ impl TenantDb {
             responses_stage_id: stage("Отклик"),
             invitations_stage_id: stage("Собеседование"),
             state_stages,
+            responsible_user_id: None,
         })
     }
 
@@ -1149,10 +1171,11 @@ impl TenantDb {
         let (mut tx, _gate) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO board_mappings (board_account_id, tenant_id, mode, pipeline_id, responses_stage_id, \
-             invitations_stage_id, state_stages, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             invitations_stage_id, state_stages, updated_at, responsible_user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (board_account_id) DO UPDATE SET mode = excluded.mode, pipeline_id = excluded.pipeline_id, \
              responses_stage_id = excluded.responses_stage_id, invitations_stage_id = excluded.invitations_stage_id, \
-             state_stages = excluded.state_stages, updated_at = excluded.updated_at",
+             state_stages = excluded.state_stages, updated_at = excluded.updated_at, \
+             responsible_user_id = excluded.responsible_user_id",
         )
         .bind(account)
         .bind(&self.tenant_id)
@@ -1162,6 +1185,7 @@ impl TenantDb {
         .bind(&m.invitations_stage_id)
         .bind(serde_json::to_string(&m.state_stages).expect("json"))
         .bind(now_ms())
+        .bind(&m.responsible_user_id)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1299,5 +1323,73 @@ impl TenantDb {
         .await?;
         tx.commit().await?;
         Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> Vec<String> {
+        [
+            "response",
+            "consider",
+            "phone_interview",
+            "interview",
+            "discard_by_employer",
+        ]
+        .map(String::from)
+        .to_vec()
+    }
+
+    fn simple() -> BoardMapping {
+        BoardMapping {
+            mode: "simple".into(),
+            pipeline_id: None,
+            responses_stage_id: Some("s-resp".into()),
+            invitations_stage_id: Some("s-inv".into()),
+            state_stages: HashMap::from([("discard_by_employer".into(), "s-no".into())]),
+            responsible_user_id: None,
+        }
+    }
+
+    #[test]
+    fn simple_mode_invites_from_the_invitations_stage() {
+        let m = simple();
+        assert_eq!(m.state_for("s-inv", &order()).as_deref(), Some("interview"));
+        assert_eq!(
+            m.state_for("s-no", &order()).as_deref(),
+            Some("discard_by_employer")
+        );
+        // Back to responses changes nothing on the board; an unmapped stage neither.
+        assert_eq!(m.state_for("s-resp", &order()), None);
+        assert_eq!(m.state_for("s-other", &order()), None);
+        // A vacancy without `interview`: its first state past the response stage.
+        let without: Vec<String> = order().into_iter().filter(|s| s != "interview").collect();
+        assert_eq!(
+            m.state_for("s-inv", &without).as_deref(),
+            Some("phone_interview")
+        );
+        // Reading back: every non-response state lands on the invitations stage.
+        assert_eq!(m.stage_for("interview").as_deref(), Some("s-inv"));
+        assert_eq!(m.stage_for("response").as_deref(), Some("s-resp"));
+        assert_eq!(m.stage_for("discard_by_employer").as_deref(), Some("s-no"));
+    }
+
+    #[test]
+    fn extended_mode_follows_the_table_only() {
+        let m = BoardMapping {
+            mode: "extended".into(),
+            state_stages: HashMap::from([
+                ("consider".into(), "s-a".into()),
+                ("phone_interview".into(), "s-a".into()),
+                ("interview".into(), "s-b".into()),
+            ]),
+            ..simple()
+        };
+        // Two states on one stage: the vacancy's order decides.
+        assert_eq!(m.state_for("s-a", &order()).as_deref(), Some("consider"));
+        assert_eq!(m.state_for("s-b", &order()).as_deref(), Some("interview"));
+        assert_eq!(m.state_for("s-inv", &order()), None);
     }
 }

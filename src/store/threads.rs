@@ -225,6 +225,8 @@ pub struct Inbound<'a> {
     pub attachments: &'a [Attachment],
     pub vacancy: Option<&'a str>,
     pub auto_submitted: bool,
+    /// A new thread goes straight to this user when active (a board's responsible recruiter).
+    pub assign_to: Option<&'a str>,
     pub at: i64,
 }
 
@@ -442,9 +444,20 @@ impl TenantDb {
             Some(q) => Some(q.clone()),
             None => self.queue_for_vacancy(tx, input.vacancy).await?,
         };
+        let assignee: Option<String> = match input.assign_to {
+            Some(u) => sqlx::query_scalar(
+                "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
+            )
+            .bind(&self.tenant_id)
+            .bind(u)
+            .fetch_optional(&mut **tx)
+            .await?,
+            None => None,
+        };
         sqlx::query(
             "INSERT INTO threads (id, tenant_id, contact_id, origin_contact_id, state, queue_id, vacancy, \
-             last_message_at, created_at, updated_at) VALUES ($1, $2, $3, $3, 'open', $4, $5, $6, $6, $6)",
+             last_message_at, created_at, updated_at, assignee_id, assigned_at) \
+             VALUES ($1, $2, $3, $3, 'open', $4, $5, $6, $6, $6, $7, CASE WHEN $7 IS NULL THEN NULL ELSE $6 END)",
         )
         .bind(&id)
         .bind(&self.tenant_id)
@@ -452,6 +465,7 @@ impl TenantDb {
         .bind(queue)
         .bind(input.vacancy)
         .bind(now)
+        .bind(assignee)
         .execute(&mut **tx)
         .await?;
         Ok((id, created, true))

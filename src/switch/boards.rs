@@ -827,13 +827,22 @@ async fn import_negotiation(
         attachments: Vec::new(),
         auto_submitted: false,
     };
-    let ingested = match switch.ingest(account, payload(sender.clone())).await {
+    let options = || super::IngestOptions {
+        display_text: None,
+        assign_to: mapping.responsible_user_id.clone(),
+    };
+    let ingested = match switch
+        .ingest_with(account, payload(sender.clone()), options())
+        .await
+    {
         Ok(r) => r,
         // A phone or email Jobers cannot read: the board id alone identifies the applicant.
         Err(crate::error::ApiError::Unprocessable { .. }) => {
             sender.phone = None;
             sender.email = None;
-            switch.ingest(account, payload(sender)).await?
+            switch
+                .ingest_with(account, payload(sender), options())
+                .await?
         }
         Err(e) => return Err(e.into()),
     };

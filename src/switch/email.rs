@@ -240,7 +240,17 @@ async fn take(switch: &Switch, account: &ChannelAccount, mail: InboundEmail) -> 
             .collect(),
         auto_submitted: mail.auto_submitted,
     };
-    match switch.ingest_with(account, payload, display).await {
+    match switch
+        .ingest_with(
+            account,
+            payload,
+            super::IngestOptions {
+                display_text: display,
+                assign_to: None,
+            },
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         // A message Jobers cannot take (no usable sender address) is skipped, not retried.
         Err(crate::error::ApiError::Unprocessable { code, message }) => {

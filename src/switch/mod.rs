@@ -46,6 +46,16 @@ impl Clock {
     }
 }
 
+/// What only some adapters know about an inbound message.
+#[derive(Debug, Default)]
+pub(crate) struct IngestOptions {
+    /// The text to show (an email without its quoted part).
+    pub display_text: Option<String>,
+    /// A new thread goes straight to this user (a board account's responsible recruiter)
+    /// instead of waiting in its queue; ignored when the user is deactivated.
+    pub assign_to: Option<String>,
+}
+
 /// What ingest answers an adapter.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct IngestResult {
@@ -276,16 +286,20 @@ impl Switch {
         account: &ChannelAccount,
         p: InboundPayload,
     ) -> ApiResult<IngestResult> {
-        self.ingest_with(account, p, None).await
+        self.ingest_with(account, p, IngestOptions::default()).await
     }
 
-    /// [`Switch::ingest`] with the text to show (an email without its quoted part).
+    /// [`Switch::ingest`] with what only some adapters know (see [`IngestOptions`]).
     pub(crate) async fn ingest_with(
         &self,
         account: &ChannelAccount,
         p: InboundPayload,
-        display_text: Option<String>,
+        options: IngestOptions,
     ) -> ApiResult<IngestResult> {
+        let IngestOptions {
+            display_text,
+            assign_to,
+        } = options;
         let max = self.inner.config.max_inbound_chars;
         if p.id.trim().is_empty() || p.id.len() > 200 {
             return Err(ApiError::unprocessable(
@@ -382,6 +396,7 @@ impl Switch {
                 attachments,
                 vacancy: p.vacancy.clone(),
                 auto_submitted: p.auto_submitted,
+                assign_to,
                 at: crate::store::now_ms(),
             })
             .await?;

@@ -30,6 +30,7 @@ pub(crate) struct Job {
     pub attachments: Vec<Attachment>,
     pub vacancy: Option<String>,
     pub auto_submitted: bool,
+    pub assign_to: Option<String>,
     pub at: i64,
 }
 
@@ -49,6 +50,7 @@ impl Job {
             attachments: &self.attachments,
             vacancy: self.vacancy.as_deref(),
             auto_submitted: self.auto_submitted,
+            assign_to: self.assign_to.as_deref(),
             at: self.at,
         }
     }
