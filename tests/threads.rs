@@ -1269,3 +1269,152 @@ async fn an_answer_carrying_the_thread_reference_joins_that_thread_from_a_new_ad
         "the new address joins the applicant"
     );
 }
+
+#[tokio::test]
+async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_events() {
+    let app = spawn_app().await;
+    let ws = app.workspace("together").await;
+    let ch = app
+        .channel(&ws, "sms", "http://127.0.0.1:9/unused", json!({}))
+        .await;
+    let known = 24;
+    let phone = |i: usize| format!("+37529{:07}", 1_000_000 + i);
+    let mut firsts = Vec::new();
+    for i in 0..known {
+        // Half of them without a name yet: their next message (with one) teaches it.
+        let mut m = sms(&format!("k{i}-0"), &phone(i), "первое");
+        if i % 2 == 0 {
+            m["from"]["name"] = json!(format!("Соискатель {i}"));
+        }
+        firsts.push(app.inbound_ok(&ch, m).await);
+    }
+    let mut live = WsClient::connect(&app.base, &ws.access(), None).await;
+    let live_at = live.next_of("live", None).await["position"]
+        .as_i64()
+        .unwrap();
+
+    // All at once: three more from each known applicant (one with a name, one with a
+    // reference), new applicants, repeats of stored messages, and one message twice.
+    let mut sends: Vec<Value> = Vec::new();
+    for i in 0..known {
+        for n in 1..=3 {
+            let mut m = sms(
+                &format!("k{i}-{n}"),
+                &phone(i),
+                &format!("сообщение {n} от {i}"),
+            );
+            if n == 2 {
+                m["from"]["name"] = json!(format!("Имя {i}"));
+            }
+            if n == 3 {
+                m["refs"] = json!([format!("ref-{i}")]);
+            }
+            sends.push(m);
+        }
+    }
+    for i in 0..8 {
+        sends.push(sms(&format!("new-{i}"), &phone(500 + i), "я новый"));
+    }
+    for i in 0..6 {
+        sends.push(sms(&format!("k{i}-0"), &phone(i), "первое"));
+    }
+    sends.push(sms("twice", &phone(3), "дважды"));
+    sends.push(sms("twice", &phone(3), "дважды"));
+    let answers: Vec<Value> =
+        futures::future::join_all(sends.iter().map(|m| app.inbound_ok(&ch, m.clone()))).await;
+
+    // Stored once each: repeats answered with the first ids.
+    for (m, a) in sends.iter().zip(&answers) {
+        let id = m["id"].as_str().unwrap();
+        if let Some(i) = id.strip_prefix('k').and_then(|s| s.strip_suffix("-0")) {
+            let first = &firsts[i.parse::<usize>().unwrap()];
+            assert_eq!(a["duplicate"], true, "{id}");
+            assert_eq!(a["message_id"], first["message_id"], "{id}");
+        }
+    }
+    let twice: Vec<&Value> = sends
+        .iter()
+        .zip(&answers)
+        .filter(|(m, _)| m["id"] == "twice")
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(twice[0]["message_id"], twice[1]["message_id"]);
+    assert_eq!(
+        twice.iter().filter(|a| a["duplicate"] == true).count(),
+        1,
+        "exactly one of the two was stored"
+    );
+    for i in 0..known {
+        let t = firsts[i]["thread_id"].as_str().unwrap();
+        let ms = messages(&app, &ws.access(), t).await;
+        let expected = if i == 3 { 5 } else { 4 };
+        assert_eq!(ms.len(), expected, "applicant {i}: {ms:?}");
+        let th = thread(&app, &ws.access(), t).await;
+        assert_eq!(th["unread"], expected);
+        // A name is learnt once and never overwritten.
+        let name = if i % 2 == 0 {
+            format!("Соискатель {i}")
+        } else {
+            format!("Имя {i}")
+        };
+        assert_eq!(th["contact_name"], name.as_str(), "{th}");
+        // The answers and the thread agree; the reference leads to the thread.
+        for n in 1..=3 {
+            let a = answers[i * 3 + n - 1].clone();
+            assert_eq!(a["thread_id"], t, "k{i}-{n}");
+        }
+    }
+    let threads = json_of(app.get("/api/v1/threads?limit=200", &ws.access()).await).await;
+    assert_eq!(threads.as_array().unwrap().len(), known + 8);
+
+    // Live: every new message once, positions without gaps, each event's message equal to
+    // what the API returns.
+    let stored = 3 * known + 8 + 1;
+    let mut seen = std::collections::HashSet::new();
+    let mut position = live_at;
+    while seen.len() < stored {
+        let f = live.next().await;
+        if f["type"] != "event" {
+            continue;
+        }
+        let p = f["position"].as_i64().unwrap();
+        assert_eq!(p, position + 1, "positions without gaps: {f}");
+        position = p;
+        if f["kind"] == "thread.message" {
+            let m = &f["data"];
+            assert!(
+                seen.insert(m["id"].as_str().unwrap().to_string()),
+                "once: {m}"
+            );
+            let all = messages(&app, &ws.access(), m["thread_id"].as_str().unwrap()).await;
+            let api = all.iter().find(|x| x["id"] == m["id"]).expect("stored");
+            assert_eq!(api, m, "the event carries the stored message");
+        }
+    }
+    // The hub stored some of them together (otherwise this test proves nothing).
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(
+        value("ingest_batch_size_sum") > value("ingest_batch_size_count"),
+        "some batch held more than one message"
+    );
+    assert!(
+        value("ingest_set_based_total") >= 1.0,
+        "known applicants took the set-based path"
+    );
+}

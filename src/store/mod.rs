@@ -16,6 +16,7 @@ mod channels;
 mod contacts;
 mod departments;
 mod events;
+mod ingest;
 mod outbox;
 mod rooms;
 mod routing;

@@ -24,12 +24,12 @@ struct Accepted {
 }
 
 /// An event row to insert.
-struct EventRow {
-    tenant_id: String,
-    position: i64,
-    kind: &'static str,
-    audience: Audience,
-    payload: String,
+pub(super) struct EventRow {
+    pub tenant_id: String,
+    pub position: i64,
+    pub kind: &'static str,
+    pub audience: Audience,
+    pub payload: String,
 }
 
 impl Db {
@@ -315,7 +315,7 @@ impl Db {
 
 /// Takes `count` positions of each tenant in three statements whatever the number of
 /// tenants; returns each tenant's last position.
-async fn reserve_positions(
+pub(super) async fn reserve_positions(
     tx: &mut Transaction<'static, Any>,
     backend: super::Backend,
     needed: &[(&str, i64)],
@@ -373,7 +373,7 @@ async fn reserve_positions(
     Ok(last)
 }
 
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=columns)
@@ -416,7 +416,7 @@ async fn insert_messages(
     Ok(())
 }
 
-async fn insert_events(
+pub(super) async fn insert_events(
     tx: &mut Transaction<'static, Any>,
     events: &[EventRow],
     now: i64,

@@ -58,6 +58,14 @@ pub(crate) const THREAD_COLUMNS: &str = "t.id, t.contact_id, c.name AS contact_n
     t.assigned_at, t.first_inbound_at, t.first_response_at, t.resolved_at, t.reroute_reason, \
     t.rerouted_from, t.rerouted_at, t.merged_into, t.created_at, t.updated_at";
 
+/// [`THREAD_COLUMNS`] for `RETURNING` (no join: the contact's name is filled in after).
+pub(crate) const THREAD_RETURNING: &str =
+    "id, contact_id, CAST(NULL AS TEXT) AS contact_name, state, \
+    assignee_id, queue_id, vacancy, subject, preview, unread, last_channel_account_id, \
+    last_channel_kind, last_message_at, last_inbound_at, awaiting_reply_since, waiting_since, \
+    assigned_at, first_inbound_at, first_response_at, resolved_at, reroute_reason, \
+    rerouted_from, rerouted_at, merged_into, created_at, updated_at";
+
 #[derive(FromRow)]
 pub(crate) struct ThreadRow {
     id: String,
@@ -535,17 +543,44 @@ impl TenantDb {
             .thread_for_inbound(tx, input, &mut first, &mut events)
             .await?;
         let now = now_ms();
-        let id = new_id();
+        let message = self.insert_inbound(tx, input, &thread_id, now).await?;
+        self.touch_thread_inbound(tx, input, &thread_id, now)
+            .await?;
+        for r in input.refs {
+            self.add_ref(tx, r, &thread_id).await?;
+        }
+        self.touch_account_inbound(tx, &input.account.id, now)
+            .await?;
+        let thread = self.thread_in(tx, &thread_id).await?;
+        self.push_thread_events(tx, &mut first, Some(&message), &thread, &mut events)
+            .await?;
+        Ok(Ingested::Stored {
+            thread: Box::new(thread),
+            message: Box::new(message),
+            contact_created,
+            events,
+        })
+    }
+
+    /// The row of an inbound message (shared by both ingest paths).
+    pub(super) async fn insert_inbound(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        input: &Inbound<'_>,
+        thread_id: &str,
+        now: i64,
+    ) -> StoreResult<ThreadMessage> {
         let text = input.text;
-        sqlx::query(
+        let row: MessageRow = sqlx::query_as(&format!(
             "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
              channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
              auto_submitted, created_at, updated_at, display_text) \
-             VALUES ($1, $2, $3, $3, 'in', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)",
-        )
-        .bind(&id)
+             VALUES ($1, $2, $3, $3, 'in', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15) \
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(new_id())
         .bind(&self.tenant_id)
-        .bind(&thread_id)
+        .bind(thread_id)
         .bind(&input.account.id)
         .bind(&input.account.kind)
         .bind(input.remote_address)
@@ -558,33 +593,52 @@ impl TenantDb {
         .bind(i64::from(input.auto_submitted))
         .bind(now)
         .bind(input.display_text)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-        // A new message reopens; an unassigned thread waits in its queue (oldest first).
-        let awaiting = (!input.auto_submitted).then_some(input.at);
-        sqlx::query(
+        Ok(row.into())
+    }
+
+    /// A new inbound message reopens its thread; an unassigned thread waits in its queue
+    /// (oldest first). Returns the thread without `contact_name`.
+    pub(super) async fn touch_thread_inbound(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        input: &Inbound<'_>,
+        thread_id: &str,
+        now: i64,
+    ) -> StoreResult<Thread> {
+        let awaiting = (!input.auto_submitted).then_some(now);
+        let row: ThreadRow = sqlx::query_as(&format!(
             "UPDATE threads SET state = 'open', resolved_at = NULL, unread = unread + 1, \
              last_channel_account_id = $3, last_channel_kind = $4, last_message_at = $5, last_inbound_at = $5, \
              awaiting_reply_since = COALESCE(awaiting_reply_since, $6), \
              first_inbound_at = COALESCE(first_inbound_at, $5), \
              waiting_since = CASE WHEN assignee_id IS NULL THEN COALESCE(waiting_since, $5) ELSE NULL END, \
              preview = $7, subject = COALESCE($8, subject), vacancy = COALESCE(vacancy, $9), updated_at = $5 \
-             WHERE tenant_id = $1 AND id = $2",
-        )
+             WHERE tenant_id = $1 AND id = $2 RETURNING {THREAD_RETURNING}"
+        ))
         .bind(&self.tenant_id)
-        .bind(&thread_id)
+        .bind(thread_id)
         .bind(&input.account.id)
         .bind(&input.account.kind)
         .bind(now)
-        .bind(awaiting.map(|_| now))
-        .bind(preview_of(text))
+        .bind(awaiting)
+        .bind(preview_of(input.text))
         .bind(input.subject)
         .bind(input.vacancy)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-        for r in input.refs {
-            self.add_ref(tx, r, &thread_id).await?;
-        }
+        Ok(row.into())
+    }
+
+    /// The account heard from its provider: `last_inbound_at`, and a `no_inbound` health
+    /// state is over.
+    pub(super) async fn touch_account_inbound(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        account_id: &str,
+        now: i64,
+    ) -> StoreResult<()> {
         sqlx::query(
             "UPDATE channel_accounts SET last_inbound_at = $3, \
              health = CASE WHEN health_class = 'no_inbound' THEN 'ok' ELSE health END, \
@@ -592,20 +646,11 @@ impl TenantDb {
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&self.tenant_id)
-        .bind(&input.account.id)
+        .bind(account_id)
         .bind(now)
         .execute(&mut **tx)
         .await?;
-        let message = self.message_in(tx, &id).await?;
-        let thread = self.thread_in(tx, &thread_id).await?;
-        self.push_thread_events(tx, &mut first, Some(&message), &thread, &mut events)
-            .await?;
-        Ok(Ingested::Stored {
-            thread: Box::new(thread),
-            message: Box::new(message),
-            contact_created,
-            events,
-        })
+        Ok(())
     }
 
     /// The stored message (and its thread) of an external id on an account, if any.

@@ -130,11 +130,8 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
 
 async fn store_batch(db: &Db, batch: &[Request]) -> StoreResult<Vec<Ingested>> {
     let (mut tx, _gate) = db.begin_write().await?;
-    let mut out = Vec::with_capacity(batch.len());
-    for (job, _) in batch {
-        let tdb = db.for_tenant(&job.account.tenant_id);
-        out.push(tdb.ingest_in(&mut tx, &job.inbound()).await?);
-    }
+    let jobs: Vec<_> = batch.iter().map(|(job, _)| job.inbound()).collect();
+    let out = db.ingest_batch(&mut tx, &jobs).await?;
     tx.commit().await?;
     Ok(out)
 }

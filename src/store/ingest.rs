@@ -1,0 +1,398 @@
+//! Ingest in batches: the ingest writer (`crate::switch::writer`) stores the inbound
+//! messages that arrive together in one transaction. The common case — a known applicant
+//! writing again into their thread — takes set-based statements: per batch one read each
+//! for repeats, references, identities and threads, one position update and one insert of
+//! all events; per message only its row and its thread's update. Everything else (a new
+//! applicant, a reference to follow, identities to add or merge, a name to learn) goes
+//! through [`TenantDb::ingest_in`] one by one, after which the rest of the batch is looked
+//! at again (that message may have changed what the others resolve to).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Any, Transaction};
+
+use super::events::Audience;
+use super::rooms::to_json;
+use super::sends::{insert_events, reserve_positions, EventRow};
+use super::threads::{Inbound, Ingested};
+use super::{now_ms, Db, StoreResult, StoredEvent};
+
+/// What a message of the batch needs.
+#[derive(Debug, Clone, PartialEq)]
+enum Plan {
+    /// Stored before (an earlier batch): answered with the stored ids.
+    Repeat {
+        message_id: String,
+        thread_id: String,
+    },
+    /// A known applicant with a live thread: the set-based path.
+    Known {
+        thread_id: String,
+        contact_name: Option<String>,
+    },
+    /// Anything else: [`super::TenantDb::ingest_in`].
+    Single,
+}
+
+impl Db {
+    /// Stores `jobs` (of any tenants) inside `tx`, each with its own outcome, in order.
+    pub(crate) async fn ingest_batch(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        jobs: &[Inbound<'_>],
+    ) -> StoreResult<Vec<Ingested>> {
+        let mut out: Vec<Ingested> = Vec::with_capacity(jobs.len());
+        if self.backend() == super::Backend::Postgres {
+            // The tenants' counters first (in one order), like every writer: nothing read
+            // below can change under this transaction.
+            let mut tenants: Vec<(&str, i64)> = Vec::new();
+            for j in jobs {
+                if !tenants.iter().any(|(t, _)| *t == j.account.tenant_id) {
+                    tenants.push((&j.account.tenant_id, 0));
+                }
+            }
+            reserve_positions(tx, self.backend(), &tenants).await?;
+        }
+        let mut at = 0;
+        while at < jobs.len() {
+            let rest = &jobs[at..];
+            let plans = self.plan(tx, rest).await?;
+            let run = plans
+                .iter()
+                .position(|p| *p == Plan::Single)
+                .unwrap_or(plans.len());
+            if run > 0 {
+                let known = plans[..run]
+                    .iter()
+                    .filter(|p| matches!(p, Plan::Known { .. }))
+                    .count();
+                metrics::counter!("ingest_set_based_total").increment(known as u64);
+                out.extend(self.store_known(tx, &rest[..run], &plans[..run]).await?);
+            }
+            if run < rest.len() {
+                let job = &rest[run];
+                let tdb = self.for_tenant(&job.account.tenant_id);
+                out.push(tdb.ingest_in(tx, job).await?);
+            }
+            at += run + 1;
+        }
+        Ok(out)
+    }
+
+    /// Decides each message's path with four set-based reads per tenant.
+    async fn plan(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        jobs: &[Inbound<'_>],
+    ) -> StoreResult<Vec<Plan>> {
+        let mut plans = vec![Plan::Single; jobs.len()];
+        let mut tenants: Vec<&str> = Vec::new();
+        for j in jobs {
+            if !tenants.contains(&j.account.tenant_id.as_str()) {
+                tenants.push(&j.account.tenant_id);
+            }
+        }
+        for tenant in tenants {
+            let idx: Vec<usize> = (0..jobs.len())
+                .filter(|&i| jobs[i].account.tenant_id == tenant)
+                .collect();
+            let stored = self.stored_ids(tx, tenant, jobs, &idx).await?;
+            let refs = self.known_refs(tx, tenant, jobs, &idx).await?;
+            let owners = self.identity_owners(tx, tenant, jobs, &idx).await?;
+            let contacts: Vec<String> = owners.values().cloned().collect();
+            let threads = self.live_threads(tx, tenant, &contacts).await?;
+            // What an earlier message of this batch will write: a later one that shares it
+            // must see that write, so it goes the single way.
+            let mut seen_ids: HashSet<(&str, &str)> = HashSet::new();
+            let mut seen_refs: HashSet<&str> = HashSet::new();
+            for &i in &idx {
+                let j = &jobs[i];
+                let key = (j.account.id.as_str(), j.external_id);
+                let repeat_in_batch = !seen_ids.insert(key);
+                let shared_ref = j.refs.iter().any(|r| seen_refs.contains(r.as_str()));
+                seen_refs.extend(j.refs.iter().map(String::as_str));
+                if repeat_in_batch || shared_ref {
+                    continue;
+                }
+                if let Some((message_id, thread_id)) = stored.get(&key) {
+                    plans[i] = Plan::Repeat {
+                        message_id: message_id.clone(),
+                        thread_id: thread_id.clone(),
+                    };
+                    continue;
+                }
+                if j.refs
+                    .iter()
+                    .any(|r| r.starts_with("thread:") || refs.contains(r.as_str()))
+                {
+                    continue;
+                }
+                let mut owner: Option<&String> = None;
+                let mut one_owner = !j.sender.is_empty();
+                for k in j.sender {
+                    match (owners.get(&(k.kind.as_str(), k.value.as_str())), owner) {
+                        (None, _) => one_owner = false,
+                        (Some(o), None) => owner = Some(o),
+                        (Some(o), Some(p)) if o != p => one_owner = false,
+                        _ => {}
+                    }
+                }
+                let Some(contact) = owner.filter(|_| one_owner) else {
+                    continue;
+                };
+                let Some(Some((thread_id, name))) = threads.get(contact) else {
+                    continue;
+                };
+                if j.sender_name.is_some() && name.is_none() {
+                    continue; // the applicant's name is learnt on the single path
+                }
+                plans[i] = Plan::Known {
+                    thread_id: thread_id.clone(),
+                    contact_name: name.clone(),
+                };
+            }
+        }
+        Ok(plans)
+    }
+
+    /// `(account, external id)` → `(message, thread)` of the batch's messages stored before.
+    async fn stored_ids<'j>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &str,
+        jobs: &'j [Inbound<'_>],
+        idx: &[usize],
+    ) -> StoreResult<HashMap<(&'j str, &'j str), (String, String)>> {
+        let sql = format!(
+            "SELECT channel_account_id, external_id, id, thread_id FROM thread_messages \
+             WHERE tenant_id = $1 AND ({})",
+            pairs("channel_account_id", "external_id", idx.len())
+        );
+        let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql)
+            .bind(tenant.to_string());
+        for &i in idx {
+            q = q
+                .bind(jobs[i].account.id.clone())
+                .bind(jobs[i].external_id.to_string());
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        let mut found = HashMap::new();
+        for &i in idx {
+            let j = &jobs[i];
+            if let Some((_, _, m, t)) = rows.iter().find(|(a, e, _, _)| {
+                a.as_deref() == Some(j.account.id.as_str()) && e.as_deref() == Some(j.external_id)
+            }) {
+                found.insert(
+                    (j.account.id.as_str(), j.external_id),
+                    (m.clone(), t.clone()),
+                );
+            }
+        }
+        Ok(found)
+    }
+
+    /// The batch's references that lead to a thread already.
+    async fn known_refs(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &str,
+        jobs: &[Inbound<'_>],
+        idx: &[usize],
+    ) -> StoreResult<HashSet<String>> {
+        let refs: Vec<&String> = idx.iter().flat_map(|&i| jobs[i].refs.iter()).collect();
+        if refs.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!(
+            "SELECT ref FROM thread_refs WHERE tenant_id = $1 AND ref IN ({})",
+            list(2, refs.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
+        for r in refs {
+            q = q.bind(r.clone());
+        }
+        Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
+    }
+
+    /// `(kind, value)` → the contact that has the identity, for the batch's senders.
+    async fn identity_owners<'j>(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &str,
+        jobs: &'j [Inbound<'_>],
+        idx: &[usize],
+    ) -> StoreResult<HashMap<(&'j str, &'j str), String>> {
+        let keys: Vec<&super::IdentityKey> =
+            idx.iter().flat_map(|&i| jobs[i].sender.iter()).collect();
+        let mut owners = HashMap::new();
+        if keys.is_empty() {
+            return Ok(owners);
+        }
+        let sql = format!(
+            "SELECT kind, value, contact_id FROM identities WHERE tenant_id = $1 AND ({})",
+            pairs("kind", "value", keys.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(tenant.to_string());
+        for k in &keys {
+            q = q.bind(k.kind.clone()).bind(k.value.clone());
+        }
+        let rows = q.fetch_all(&mut **tx).await?;
+        for &i in idx {
+            for k in jobs[i].sender {
+                if let Some((_, _, c)) = rows
+                    .iter()
+                    .find(|(kind, value, _)| *kind == k.kind && *value == k.value)
+                {
+                    owners.insert((k.kind.as_str(), k.value.as_str()), c.clone());
+                }
+            }
+        }
+        Ok(owners)
+    }
+
+    /// Contact → its one live thread and its name (`None`: no live thread, or several).
+    async fn live_threads(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tenant: &str,
+        contacts: &[String],
+    ) -> StoreResult<HashMap<String, Option<(String, Option<String>)>>> {
+        let mut out: HashMap<String, Option<(String, Option<String>)>> = HashMap::new();
+        if contacts.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT t.contact_id, t.id, c.name FROM threads t JOIN contacts c ON c.id = t.contact_id \
+             WHERE t.tenant_id = $1 AND t.merged_into IS NULL AND t.contact_id IN ({})",
+            list(2, contacts.len())
+        );
+        let mut q =
+            sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(tenant.to_string());
+        for c in contacts {
+            q = q.bind(c.clone());
+        }
+        for (contact, thread, name) in q.fetch_all(&mut **tx).await? {
+            match out.get(&contact) {
+                None => {
+                    out.insert(contact, Some((thread, name)));
+                }
+                Some(_) => {
+                    out.insert(contact, None);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a run of messages planned `Known` or `Repeat`: two statements per message,
+    /// the rest once for the run.
+    async fn store_known(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        jobs: &[Inbound<'_>],
+        plans: &[Plan],
+    ) -> StoreResult<Vec<Ingested>> {
+        // Two events per stored message: `thread.message` and `thread.updated`.
+        let mut needed: Vec<(&str, i64)> = Vec::new();
+        for (j, p) in jobs.iter().zip(plans) {
+            if matches!(p, Plan::Known { .. }) {
+                match needed.iter_mut().find(|(t, _)| *t == j.account.tenant_id) {
+                    Some((_, n)) => *n += 2,
+                    None => needed.push((&j.account.tenant_id, 2)),
+                }
+            }
+        }
+        let last = reserve_positions(tx, self.backend(), &needed).await?;
+        let mut next: HashMap<&str, i64> = needed
+            .iter()
+            .map(|(t, n)| (*t, last.get(*t).copied().unwrap_or(0) - n + 1))
+            .collect();
+        let now = now_ms();
+        let mut rows: Vec<EventRow> = Vec::new();
+        let mut out = Vec::with_capacity(jobs.len());
+        let mut accounts: Vec<(&str, &str)> = Vec::new();
+        for (j, p) in jobs.iter().zip(plans) {
+            let (thread_id, contact_name) = match p {
+                Plan::Repeat {
+                    message_id,
+                    thread_id,
+                } => {
+                    out.push(Ingested::Duplicate {
+                        thread_id: thread_id.clone(),
+                        message_id: message_id.clone(),
+                    });
+                    continue;
+                }
+                Plan::Known {
+                    thread_id,
+                    contact_name,
+                } => (thread_id, contact_name),
+                Plan::Single => unreachable!("a run holds no single-path message"),
+            };
+            let tenant = j.account.tenant_id.as_str();
+            let tdb = self.for_tenant(tenant);
+            let message = tdb.insert_inbound(tx, j, thread_id, now).await?;
+            let mut thread = tdb.touch_thread_inbound(tx, j, thread_id, now).await?;
+            thread.contact_name = contact_name.clone();
+            for r in j.refs {
+                tdb.add_ref(tx, r, thread_id).await?;
+            }
+            if !accounts.contains(&(tenant, j.account.id.as_str())) {
+                accounts.push((tenant, &j.account.id));
+            }
+            let position = next.get_mut(tenant).expect("positions reserved");
+            let mut events = Vec::with_capacity(2);
+            for (kind, payload) in [
+                ("thread.message", to_json(&message)),
+                ("thread.updated", to_json(&thread)),
+            ] {
+                events.push(StoredEvent {
+                    position: *position,
+                    kind: kind.into(),
+                    audience: Audience::Tenant,
+                    payload: serde_json::value::RawValue::from_string(payload.clone())
+                        .expect("payload is JSON"),
+                    created_at: now,
+                });
+                rows.push(EventRow {
+                    tenant_id: tenant.to_string(),
+                    position: *position,
+                    kind,
+                    audience: Audience::Tenant,
+                    payload,
+                });
+                *position += 1;
+            }
+            out.push(Ingested::Stored {
+                thread: Box::new(thread),
+                message: Box::new(message),
+                contact_created: false,
+                events,
+            });
+        }
+        insert_events(tx, &rows, now).await?;
+        for (tenant, account) in accounts {
+            self.for_tenant(tenant)
+                .touch_account_inbound(tx, account, now)
+                .await?;
+        }
+        Ok(out)
+    }
+}
+
+/// `$from, $from+1, …` — `n` placeholders for an `IN (…)` list.
+fn list(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(a = $2 AND b = $3) OR (a = $4 AND b = $5) …` for `n` pairs: each pair finds its row
+/// through the unique index on `(tenant_id, a, b)`.
+fn pairs(a: &str, b: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| format!("({a} = ${} AND {b} = ${})", 2 + 2 * i, 3 + 2 * i))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
