@@ -200,9 +200,9 @@ test('a board response shows its candidate card, and a stage change reaches the 
     await page.waitForSelector(`[data-testid=candidate-card][data-application-id="${hidden.id}"]`);
     const name = card.locator('[data-testid=card-name]');
     assert.equal(await name.getAttribute('data-hidden'), 'true');
-    assert.equal(await name.textContent(), `Соискатель ${hidden.board_resume_id} скрыл имя`);
-    assert.equal(await card.locator('[data-testid=card-phone]').textContent(), `Соискатель ${hidden.board_resume_id} скрыл телефон`);
-    assert.equal(await card.locator('[data-testid=card-email]').textContent(), `Соискатель ${hidden.board_resume_id} скрыл почту`);
+    assert.equal(await name.textContent(), `Соискатель ${hidden.board_resume_id} скрыл(а) имя`);
+    assert.equal(await card.locator('[data-testid=card-phone]').textContent(), `Соискатель ${hidden.board_resume_id} скрыл(а) телефон`);
+    assert.equal(await card.locator('[data-testid=card-email]').textContent(), `Соискатель ${hidden.board_resume_id} скрыл(а) почту`);
     await page.selectOption('[data-testid=lang-switch]', 'en');
     assert.equal(await name.textContent(), `Applicant ${hidden.board_resume_id} hid the name`);
     await page.selectOption('[data-testid=lang-switch]', 'ru');

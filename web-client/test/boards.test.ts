@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Application, BoardStatus, MappingView, Pipeline } from '../src/api/types';
+import { translate } from '../src/i18n';
 import {
   applyImportEvent,
   boardSync,
@@ -220,6 +221,16 @@ describe('the candidate card', () => {
     expect(parsePlaceholder('Applicant 1234 hid other contacts')?.field).toBe('other_contacts');
     expect(parsePlaceholder('Мария Курьерова')).toBeNull();
     expect(parsePlaceholder(null)).toBeNull();
+  });
+
+  it('every_hidden_field_has_its_words_in_both_languages', () => {
+    for (const what of ['the name', 'the phone', 'the email', 'other contacts', 'the employers']) {
+      const p = parsePlaceholder(`Applicant 77 hid ${what}`);
+      expect(p).not.toBeNull();
+      const key = `card.hidden.${p?.field}`;
+      expect(translate('ru', key, { id: '77' })).toMatch(/^Соискатель 77 скрыл\(а\) /);
+      expect(translate('en', key, { id: '77' })).toBe(`Applicant 77 hid ${what}`);
+    }
   });
 
   it('the_chat_allowance_counts_down_to_the_limit', () => {
