@@ -133,8 +133,9 @@ test('a board response shows its candidate card, and a stage change reaches the 
     assert.equal(await card.locator('[data-testid=card-city]').textContent(), 'Минск');
     assert.ok((await card.locator('[data-testid=card-created]').textContent()).includes('2026'));
     assert.match(await card.locator('[data-testid=card-resume-link]').getAttribute('href'), /\/resume\//);
-    assert.equal(await card.locator('[data-testid=card-sync]').getAttribute('data-sync'), 'synced');
-    assert.equal(await card.locator('[data-testid=card-stage] option:checked').textContent(), 'Отклик');
+    // The mapping and the pipelines load after the card.
+    await card.locator('[data-testid=card-sync][data-sync=synced]').waitFor();
+    await eventually(async () => assert.equal(await card.locator('[data-testid=card-stage] option:checked').textContent(), 'Отклик'));
     await page.screenshot({ path: join(artifacts, 'candidate-card.png') });
   });
 
