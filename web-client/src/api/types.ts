@@ -255,6 +255,148 @@ export interface Template {
   updated_at: string;
 }
 
+// --- Job boards and the ATS (docs/api.md "Job boards and the ATS") ---------------------
+
+/** Who connected a board account; an employer's manager sees only their own vacancies. */
+export interface BoardAccountInfo {
+  user_id: string;
+  name: string;
+  email?: string | null;
+  employer_id: string;
+  employer_name: string;
+  manager_id?: string | null;
+  role: 'admin' | 'manager' | string;
+}
+
+export interface BoardDifference {
+  negotiation_id: string;
+  board_vacancy_id: string;
+  reason: string;
+}
+
+/** `GET /channel-accounts/{id}/board`: the connection and the import. */
+export interface BoardStatus {
+  connected: boolean;
+  board_account: BoardAccountInfo | null;
+  initial_done: boolean;
+  position_vacancy_id: string | null;
+  position_collection: number;
+  position_page: number;
+  responses_loaded: number;
+  applications_created: number;
+  differences: BoardDifference[];
+  health: Health | string;
+  last_error: string | null;
+}
+
+/** The `board.import` event: the counters (`differences` is how many). */
+export interface BoardImportEvent {
+  account_id: string;
+  initial_done: boolean;
+  responses_loaded: number;
+  applications_created: number;
+  differences: number;
+}
+
+export interface NewResponses {
+  total: number;
+  source: 'board' | 'last_sync' | string;
+  vacancies: { board_vacancy_id: string; name: string; on_board: number; imported: number; not_imported: number }[];
+}
+
+export interface OAuthStart {
+  authorize_url: string;
+  expires_at: string;
+}
+
+export interface BoardStateRef {
+  id: string;
+  name: string;
+}
+
+/** A board account's status mapping (board state → stage). */
+export interface BoardMapping {
+  mode: 'simple' | 'extended' | string;
+  pipeline_id: string | null;
+  responses_stage_id: string | null;
+  invitations_stage_id: string | null;
+  state_stages: Record<string, string>;
+  /** Present only on hubs that have it: who gets the account's new responses. */
+  responsible_user_id?: string | null;
+}
+
+export interface MappingView extends BoardMapping {
+  board_states: BoardStateRef[];
+}
+
+export interface Stage {
+  id: string;
+  pipeline_id: string;
+  name: string;
+  position: number;
+}
+
+export interface Pipeline {
+  id: string;
+  name: string;
+  is_default: boolean;
+  stages: Stage[];
+  created_at: string;
+}
+
+export interface Vacancy {
+  id: string;
+  name: string;
+  city: string | null;
+  board_provider: string | null;
+  board_account_id: string | null;
+  board_vacancy_id: string | null;
+  board_url: string | null;
+  linked_vacancy_id: string | null;
+  board_states: BoardStateRef[];
+  board_total: number | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Application {
+  id: string;
+  contact_id: string;
+  vacancy_id: string;
+  vacancy_name: string | null;
+  thread_id: string | null;
+  stage_id: string | null;
+  stage_name: string | null;
+  stage_changed_at: string | null;
+  source: 'local' | 'hh' | string;
+  board_account_id: string | null;
+  board_negotiation_id: string | null;
+  board_state_id: string | null;
+  board_state_name: string | null;
+  board_chat_id: string | null;
+  board_resume_id: string | null;
+  board_created_at: string | null;
+  board_updated_at: string | null;
+  resume_upload_id: string | null;
+  card: Record<string, unknown> | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** `GET /applications/{id}`: the candidate card. */
+export interface ApplicationCard {
+  application: Application;
+  name: string | null;
+  phone: string | null;
+  email: string | null;
+  city: string | null;
+  hidden: string[];
+  resume_url: string | null;
+  chat_replies_in_a_row: number | null;
+  chat_limit: number | null;
+  other_applications: Application[];
+}
+
 // --- WebSocket frames -------------------------------------------------------------------
 
 export type EventKind =
@@ -274,7 +416,10 @@ export type EventKind =
   | 'channel.health'
   | 'contact.updated'
   | 'contact.merged'
-  | 'contact.merge_undone';
+  | 'contact.merge_undone'
+  | 'application.updated'
+  | 'vacancy.updated'
+  | 'board.import';
 
 export interface ReadMark {
   room_id: string;
@@ -300,6 +445,9 @@ export type RealtimeEvent =
   | { type: 'event'; position: number; kind: 'thread.updated'; data: Thread }
   | { type: 'event'; position: number; kind: 'thread.mention'; data: ThreadMention }
   | { type: 'event'; position: number; kind: 'channel.health'; data: ChannelAccount }
+  | { type: 'event'; position: number; kind: 'application.updated'; data: Application }
+  | { type: 'event'; position: number; kind: 'vacancy.updated'; data: Vacancy }
+  | { type: 'event'; position: number; kind: 'board.import'; data: BoardImportEvent }
   | { type: 'event'; position: number; kind: string; data: unknown };
 
 export type ServerFrame =

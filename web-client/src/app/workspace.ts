@@ -92,6 +92,7 @@ export class Workspace {
   private readSent = new Map<string, string>();
   private loading: Promise<void> | null = null;
   private typingTimer: ReturnType<typeof setInterval> | null = null;
+  private frameListeners = new Set<(frame: ServerFrame) => void>();
 
   constructor(
     readonly api: ApiClient,
@@ -138,6 +139,16 @@ export class Workspace {
     }
     if (frame.type === 'event') this.afterThreadEvent(frame.kind, frame.data);
     for (const n of notices) this.onNotice?.(n);
+    for (const l of this.frameListeners) l(frame);
+  }
+
+  /**
+   * Every frame after the stores took it: for panels that keep their own REST data current
+   * (applications, board imports). `live` follows every (re)connect: reload what may be stale.
+   */
+  subscribeFrames(listener: (frame: ServerFrame) => void): () => void {
+    this.frameListeners.add(listener);
+    return () => this.frameListeners.delete(listener);
   }
 
   private afterThreadEvent(kind: string, data: unknown) {

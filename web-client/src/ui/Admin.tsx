@@ -14,7 +14,8 @@ const TABS = ['users', 'departments', 'channels', 'queues', 'templates', 'sessio
 
 export function Admin({ ws }: { ws: Workspace }) {
   const { t } = useI18n();
-  const [tab, setTab] = useState<(typeof TABS)[number]>('users');
+  // `/admin/<tab>` opens that tab (a board's OAuth return lands on `/admin/channels`).
+  const [tab, setTab] = useState<(typeof TABS)[number]>(() => TABS.find((x) => location.pathname === `/admin/${x}`) ?? 'users');
   return (
     <section className="admin" aria-labelledby="admin-title">
       <h1 id="admin-title">{t('admin.title')}</h1>

@@ -1,11 +1,13 @@
 // Admin: channel accounts with their health (live from `channel.health`), a new webhook
-// account (its signing secret shown once), enable / disable, secret rotation, queue.
+// account (its signing secret shown once), enable / disable, secret rotation, queue; below
+// them the job-board accounts (AdminBoards.tsx).
 import { useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { AccountWithSecret, ChannelAccount } from '../api/types';
 import { useStore } from '../app/store';
 import type { Workspace } from '../app/workspace';
 import type { MessageKey } from '../i18n';
+import { BoardAccounts } from './AdminBoards';
 import { describeError } from './Login';
 import { CHANNEL_KINDS, ChannelIcon, channelLabel } from './inboxBits';
 import { useI18n } from './i18n';
@@ -196,14 +198,17 @@ export function AdminChannels({ ws }: { ws: Workspace }) {
                 <button onClick={() => void patch(a, { enabled: !a.enabled })} data-testid="channel-toggle">
                   {a.enabled ? t('channels.disable') : t('channels.enable')}
                 </button>
-                <button onClick={() => void rotate(a)} data-testid="channel-rotate">
-                  {t('channels.rotate')}
-                </button>
+                {a.provider === 'webhook' && (
+                  <button onClick={() => void rotate(a)} data-testid="channel-rotate">
+                    {t('channels.rotate')}
+                  </button>
+                )}
               </td>
             </tr>
           ))}
         </tbody>
       </table>
+      <BoardAccounts ws={ws} />
     </div>
   );
 }

@@ -1,10 +1,12 @@
 // The side panel of the open thread: the applicant card (name, identities across channels,
-// vacancy) and the applicant's merges, each with Undo.
+// vacancy), the applicant's applications with the candidate card (ApplicationCard.tsx) and
+// the applicant's merges, each with Undo.
 import { useEffect, useState } from 'react';
 import type { Contact, ContactMerge, Thread } from '../api/types';
 import { useStore } from '../app/store';
 import type { Workspace } from '../app/workspace';
 import type { MessageKey } from '../i18n';
+import { ApplicationsPanel } from './ApplicationCard';
 import { describeError } from './Login';
 import { useI18n } from './i18n';
 
@@ -18,6 +20,7 @@ export function ApplicantPanel({ ws, threadId, openApplicant }: { ws: Workspace;
     <section className="applicant-panel" aria-labelledby="panel-applicant" data-testid="applicant-panel">
       <h2 id="panel-applicant">{t('side.applicant')}</h2>
       <ContactCard key={thread.contact_id} ws={ws} contactId={thread.contact_id} openApplicant={openApplicant} />
+      <ApplicationsPanel key={thread.contact_id} ws={ws} thread={thread} />
       {thread.vacancy && <p data-testid="panel-vacancy">{t('side.vacancy', { vacancy: thread.vacancy })}</p>}
       {queue && <p className="muted">{t('side.queue', { queue })}</p>}
     </section>

@@ -10,6 +10,7 @@ import type { Workspace } from '../app/workspace';
 import { smsCount } from '../text/sms';
 import { fillTemplate, unfilledVariables } from '../text/template';
 import type { TemplateVars } from '../text/template';
+import { BoardChatLimit } from './ApplicationCard';
 import { describeError } from './Login';
 import { channelLabel } from './inboxBits';
 import { useI18n } from './i18n';
@@ -251,6 +252,7 @@ export function ThreadComposer({ ws, thread, users }: { ws: Workspace; thread: T
             {t('composer.sms', { segments: sms.segments, encoding: sms.encoding, remaining: sms.remaining })}
           </span>
         )}
+        {mode === 'reply' && accountId && <BoardChatLimit ws={ws} thread={thread} accountId={accountId} />}
         {unfilled.length > 0 && <span className="error">{t('composer.unfilled', { names: unfilled.join(', ') })}</span>}
         <button type="submit" data-testid="thread-send">
           {mode === 'note' ? t('composer.addNote') : t('composer.send')}
