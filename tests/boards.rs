@@ -645,11 +645,16 @@ async fn an_applicant_who_hid_everything_gets_placeholders_and_a_usable_card() {
     assert_eq!(card["application"]["board_state_id"], "response");
     let thread = apps[0]["thread_id"].as_str().unwrap();
     let m = thread_messages(&app, &ws, thread).await;
+    let response = texts(&m)
+        .into_iter()
+        .find(|t| t.starts_with("Отклик"))
+        .expect("the response in the timeline");
     assert!(
-        texts(&m)
-            .iter()
-            .any(|t| t.contains(&format!("Applicant {rid} hid the name"))),
-        "{m:?}"
+        response.contains(&format!("Имя: скрыто соискателем (резюме {rid})"))
+            && response.contains("Телефон: скрыт соискателем")
+            && response.contains("Email: скрыт соискателем")
+            && !response.contains("Applicant"),
+        "{response}"
     );
     // The same applicant on another vacancy: "other responses" on the card.
     let _ = other;
@@ -1113,4 +1118,45 @@ async fn simple_mode_with_a_responsible_recruiter_assigns_threads_and_invites_on
         b.sim.negotiation_state(&created.negotiation_id).unwrap(),
         "interview"
     );
+}
+
+#[tokio::test]
+async fn a_browser_returning_from_the_board_lands_back_in_the_workspace() {
+    let app = spawn_app().await;
+    let ws = app.workspace("hh-browser").await;
+    let b = board(&app, &ws).await;
+    b.sim.authorize_as(ADMIN_USER);
+    let callback = authorize(&app, &ws, &b).await;
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = browser
+        .get(callback.as_str())
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        format!("/admin/channels?board_connected={}", b.id).as_str()
+    );
+    assert_eq!(status(&app, &ws, &b).await["connected"], true);
+    // The same state again (a reload): an error, told to the workspace.
+    let r = browser
+        .get(callback.as_str())
+        .header("accept", html)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/admin/channels?board_error=invalid_state"
+    );
+    // Without a browser's Accept the answer stays JSON.
+    let r = browser.get(callback.as_str()).send().await.unwrap();
+    assert_error(r, 400, "invalid_state").await;
 }

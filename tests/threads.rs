@@ -1288,6 +1288,16 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         }
         firsts.push(app.inbound_ok(&ch, m).await);
     }
+    // Two applicants who turn out to be one person (a message carries both identities).
+    let by_phone = app
+        .inbound_ok(&ch, sms("m-phone", "+375290000001", "по телефону"))
+        .await;
+    let by_email = app
+        .inbound_ok(
+            &ch,
+            json!({"id": "m-email", "from": {"email": "one@person.example"}, "text": "по почте"}),
+        )
+        .await;
     let mut live = WsClient::connect(&app.base, &ws.access(), None).await;
     let live_at = live.next_of("live", None).await["position"]
         .as_i64()
@@ -1320,6 +1330,14 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
     }
     sends.push(sms("twice", &phone(3), "дважды"));
     sends.push(sms("twice", &phone(3), "дважды"));
+    sends.push(sms("m-2", "+375290000001", "снова по телефону"));
+    sends.push(
+        json!({"id": "m-both", "from": {"phone": "+375290000001", "email": "one@person.example"},
+                      "text": "это я"}),
+    );
+    sends.push(
+        json!({"id": "m-3", "from": {"email": "one@person.example"}, "text": "снова по почте"}),
+    );
     let answers: Vec<Value> =
         futures::future::join_all(sends.iter().map(|m| app.inbound_ok(&ch, m.clone()))).await;
 
@@ -1365,11 +1383,20 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         }
     }
     let threads = json_of(app.get("/api/v1/threads?limit=200", &ws.access()).await).await;
-    assert_eq!(threads.as_array().unwrap().len(), known + 8);
+    assert_eq!(threads.as_array().unwrap().len(), known + 8 + 1);
+    // The merged applicant: one thread with all five messages, whatever the order.
+    let survivor = threads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == by_phone["thread_id"] || t["id"] == by_email["thread_id"])
+        .expect("one of the two threads lives on");
+    let merged = messages(&app, &ws.access(), survivor["id"].as_str().unwrap()).await;
+    assert_eq!(merged.len(), 5, "{merged:?}");
 
     // Live: every new message once, positions without gaps, each event's message equal to
     // what the API returns.
-    let stored = 3 * known + 8 + 1;
+    let stored = 3 * known + 8 + 1 + 3;
     let mut seen = std::collections::HashSet::new();
     let mut position = live_at;
     while seen.len() < stored {

@@ -744,12 +744,34 @@ pub struct Connected {
 
 /// The board's OAuth redirect: checks `state` (single use, expiring), exchanges the code
 /// with the PKCE verifier, stores the tokens sealed and starts the import.
+///
+/// A browser (`Accept: text/html`) is sent back into the workspace instead: 303 to
+/// `/admin/channels?board_connected=<account_id>`, or `?board_error=<code>`.
 #[utoipa::path(get, path = "/oauth/hh/callback", tag = "ats", params(CallbackQuery),
-    responses((status = 200, body = Connected), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Connected), (status = 303, description = "a browser: back to the workspace"),
+              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn oauth_callback(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     Query(q): Query<CallbackQuery>,
-) -> ApiResult<axum::Json<Connected>> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let browser = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    let result = complete_oauth(&state, q).await;
+    if !browser {
+        return result.map(axum::Json).into_response();
+    }
+    let to = match &result {
+        Ok(c) => format!("/admin/channels?board_connected={}", c.account_id),
+        Err(e) => format!("/admin/channels?board_error={}", e.code()),
+    };
+    axum::response::Redirect::to(&to).into_response()
+}
+
+async fn complete_oauth(state: &AppState, q: CallbackQuery) -> ApiResult<Connected> {
     let bad_state = || ApiError::BadRequest {
         code: "invalid_state",
         message: "unknown or expired OAuth state; start connecting again".into(),
@@ -800,10 +822,10 @@ async fn oauth_callback(
         details: json!({"role": who["role"], "employer_id": who["employer_id"]}),
     })
     .await?;
-    Ok(axum::Json(Connected {
+    Ok(Connected {
         account_id: account.id,
         board_account: who,
-    }))
+    })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

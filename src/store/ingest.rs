@@ -4,8 +4,9 @@
 //! for repeats, references, identities and threads, one position update and one insert of
 //! all events; per message only its row and its thread's update. Everything else (a new
 //! applicant, a reference to follow, identities to add or merge, a name to learn) goes
-//! through [`TenantDb::ingest_in`] one by one, after which the rest of the batch is looked
-//! at again (that message may have changed what the others resolve to).
+//! through [`super::TenantDb::ingest_in`] one by one, in order — and so does every later message
+//! of the batch that shares an identity or an applicant with such a one (it may change
+//! what they resolve to).
 
 use std::collections::{HashMap, HashSet};
 
@@ -53,28 +54,31 @@ impl Db {
             }
             reserve_positions(tx, self.backend(), &tenants).await?;
         }
+        let plans = self.plan(tx, jobs).await?;
+        let known = plans
+            .iter()
+            .filter(|p| matches!(p, Plan::Known { .. }))
+            .count();
+        metrics::counter!("ingest_set_based_total").increment(known as u64);
         let mut at = 0;
         while at < jobs.len() {
-            let rest = &jobs[at..];
-            let plans = self.plan(tx, rest).await?;
-            let run = plans
+            let run = plans[at..]
                 .iter()
                 .position(|p| *p == Plan::Single)
-                .unwrap_or(plans.len());
+                .unwrap_or(jobs.len() - at);
             if run > 0 {
-                let known = plans[..run]
-                    .iter()
-                    .filter(|p| matches!(p, Plan::Known { .. }))
-                    .count();
-                metrics::counter!("ingest_set_based_total").increment(known as u64);
-                out.extend(self.store_known(tx, &rest[..run], &plans[..run]).await?);
+                out.extend(
+                    self.store_known(tx, &jobs[at..at + run], &plans[at..at + run])
+                        .await?,
+                );
+                at += run;
             }
-            if run < rest.len() {
-                let job = &rest[run];
+            if at < jobs.len() {
+                let job = &jobs[at];
                 let tdb = self.for_tenant(&job.account.tenant_id);
                 out.push(tdb.ingest_in(tx, job).await?);
+                at += 1;
             }
-            at += run + 1;
         }
         Ok(out)
     }
@@ -102,54 +106,33 @@ impl Db {
             let contacts: Vec<String> = owners.values().cloned().collect();
             let threads = self.live_threads(tx, tenant, &contacts).await?;
             // What an earlier message of this batch will write: a later one that shares it
-            // must see that write, so it goes the single way.
+            // must see that write, so it goes the single way too. A single-way message can
+            // change the applicants its identities lead to (create, merge, name them) and
+            // the threads its references lead to; nothing else the reads above saw.
             let mut seen_ids: HashSet<(&str, &str)> = HashSet::new();
             let mut seen_refs: HashSet<&str> = HashSet::new();
+            let mut touched_keys: HashSet<(&str, &str)> = HashSet::new();
+            let mut touched_contacts: HashSet<&String> = HashSet::new();
             for &i in &idx {
                 let j = &jobs[i];
+                let keys = || j.sender.iter().map(|k| (k.kind.as_str(), k.value.as_str()));
                 let key = (j.account.id.as_str(), j.external_id);
                 let repeat_in_batch = !seen_ids.insert(key);
                 let shared_ref = j.refs.iter().any(|r| seen_refs.contains(r.as_str()));
                 seen_refs.extend(j.refs.iter().map(String::as_str));
-                if repeat_in_batch || shared_ref {
-                    continue;
-                }
-                if let Some((message_id, thread_id)) = stored.get(&key) {
-                    plans[i] = Plan::Repeat {
-                        message_id: message_id.clone(),
-                        thread_id: thread_id.clone(),
-                    };
-                    continue;
-                }
-                if j.refs
-                    .iter()
-                    .any(|r| r.starts_with("thread:") || refs.contains(r.as_str()))
-                {
-                    continue;
-                }
-                let mut owner: Option<&String> = None;
-                let mut one_owner = !j.sender.is_empty();
-                for k in j.sender {
-                    match (owners.get(&(k.kind.as_str(), k.value.as_str())), owner) {
-                        (None, _) => one_owner = false,
-                        (Some(o), None) => owner = Some(o),
-                        (Some(o), Some(p)) if o != p => one_owner = false,
-                        _ => {}
-                    }
-                }
-                let Some(contact) = owner.filter(|_| one_owner) else {
-                    continue;
+                let touched = keys().any(|k| {
+                    touched_keys.contains(&k)
+                        || owners.get(&k).is_some_and(|c| touched_contacts.contains(c))
+                });
+                plans[i] = if repeat_in_batch || shared_ref || touched {
+                    Plan::Single
+                } else {
+                    decide(j, &key, &stored, &refs, &owners, &threads)
                 };
-                let Some(Some((thread_id, name))) = threads.get(contact) else {
-                    continue;
-                };
-                if j.sender_name.is_some() && name.is_none() {
-                    continue; // the applicant's name is learnt on the single path
+                if plans[i] == Plan::Single {
+                    touched_keys.extend(keys());
+                    touched_contacts.extend(keys().filter_map(|k| owners.get(&k)));
                 }
-                plans[i] = Plan::Known {
-                    thread_id: thread_id.clone(),
-                    contact_name: name.clone(),
-                };
             }
         }
         Ok(plans)
@@ -395,4 +378,46 @@ fn pairs(a: &str, b: &str, n: usize) -> String {
         .map(|i| format!("({a} = ${} AND {b} = ${})", 2 + 2 * i, 3 + 2 * i))
         .collect::<Vec<_>>()
         .join(" OR ")
+}
+
+/// The plan of one message from the batch's reads (nothing earlier in the batch touches it).
+fn decide(
+    j: &Inbound<'_>,
+    key: &(&str, &str),
+    stored: &HashMap<(&str, &str), (String, String)>,
+    refs: &HashSet<String>,
+    owners: &HashMap<(&str, &str), String>,
+    threads: &HashMap<String, Option<(String, Option<String>)>>,
+) -> Plan {
+    if let Some((message_id, thread_id)) = stored.get(key) {
+        return Plan::Repeat {
+            message_id: message_id.clone(),
+            thread_id: thread_id.clone(),
+        };
+    }
+    if j.refs
+        .iter()
+        .any(|r| r.starts_with("thread:") || refs.contains(r.as_str()))
+    {
+        return Plan::Single; // the reference decides the thread
+    }
+    let mut owner: Option<&String> = None;
+    for k in j.sender {
+        match (owners.get(&(k.kind.as_str(), k.value.as_str())), owner) {
+            (None, _) => return Plan::Single, // an identity to add
+            (Some(o), None) => owner = Some(o),
+            (Some(o), Some(p)) if o != p => return Plan::Single, // a merge
+            _ => {}
+        }
+    }
+    let Some(Some((thread_id, name))) = owner.and_then(|c| threads.get(c)) else {
+        return Plan::Single; // a new applicant, or one without a live thread
+    };
+    if j.sender_name.is_some() && name.is_none() {
+        return Plan::Single; // the applicant's name is learnt on the single path
+    }
+    Plan::Known {
+        thread_id: thread_id.clone(),
+        contact_name: name.clone(),
+    }
 }

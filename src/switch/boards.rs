@@ -788,9 +788,11 @@ async fn import_negotiation(
     let resume = client.resume(token, &resume_ref).await?;
     let card = card_of(&resume, n);
     let invitation = n.state.id != "response";
+    // The timeline speaks Russian like the board; a hidden field says so in Russian (the
+    // card carries the placeholder the web client translates).
     let name = resume
         .full_name()
-        .unwrap_or_else(|| HiddenField::Name.placeholder(&resume.id));
+        .unwrap_or_else(|| format!("скрыто соискателем (резюме {})", resume.id));
     let mut text = format!(
         "{} на вакансию «{}»\nИмя: {}",
         if invitation {
@@ -801,9 +803,17 @@ async fn import_negotiation(
         vacancy.name,
         name
     );
-    for (label, key) in [("Город", "city"), ("Телефон", "phone"), ("Email", "email")] {
-        if let Some(v) = card[key].as_str() {
-            text.push_str(&format!("\n{label}: {v}"));
+    for (label, value, hidden) in [
+        ("Город", resume.city.clone(), None),
+        ("Телефон", resume.phone.clone(), Some(HiddenField::Phones)),
+        ("Email", resume.email.clone(), Some(HiddenField::Email)),
+    ] {
+        match value {
+            Some(v) => text.push_str(&format!("\n{label}: {v}")),
+            None if hidden.is_some_and(|h| resume.is_hidden(h)) => {
+                text.push_str(&format!("\n{label}: скрыт соискателем"))
+            }
+            None => {}
         }
     }
     if let Some(url) = &resume.alternate_url {
