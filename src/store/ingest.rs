@@ -148,7 +148,7 @@ impl Db {
     ) -> StoreResult<HashMap<(&'j str, &'j str), (String, String)>> {
         let sql = format!(
             "SELECT channel_account_id, external_id, id, thread_id FROM thread_messages \
-             WHERE tenant_id = $1 AND ({})",
+             WHERE {}",
             pairs("channel_account_id", "external_id", idx.len())
         );
         let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql)
@@ -212,7 +212,7 @@ impl Db {
             return Ok(owners);
         }
         let sql = format!(
-            "SELECT kind, value, contact_id FROM identities WHERE tenant_id = $1 AND ({})",
+            "SELECT kind, value, contact_id FROM identities WHERE {}",
             pairs("kind", "value", keys.len())
         );
         let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(tenant.to_string());
@@ -371,11 +371,18 @@ fn list(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// `(a = $2 AND b = $3) OR (a = $4 AND b = $5) …` for `n` pairs: each pair finds its row
-/// through the unique index on `(tenant_id, a, b)`.
+/// `(tenant_id = $1 AND a = $2 AND b = $3) OR …` for `n` pairs: the tenant in every term,
+/// so that each term is one lookup in the unique index on `(tenant_id, a, b)` (with the
+/// tenant outside, SQLite reads every row of the tenant instead).
 fn pairs(a: &str, b: &str, n: usize) -> String {
     (0..n)
-        .map(|i| format!("({a} = ${} AND {b} = ${})", 2 + 2 * i, 3 + 2 * i))
+        .map(|i| {
+            format!(
+                "(tenant_id = $1 AND {a} = ${} AND {b} = ${})",
+                2 + 2 * i,
+                3 + 2 * i
+            )
+        })
         .collect::<Vec<_>>()
         .join(" OR ")
 }
