@@ -75,11 +75,11 @@ export interface InboxState {
   stale: boolean;
 }
 
-export function initialInboxState(me: string | null = null): InboxState {
+export function initialInboxState(me: string | null = null, scope: Scope = DEFAULT_FILTER.scope): InboxState {
   return {
     me,
     position: null,
-    filter: DEFAULT_FILTER,
+    filter: { ...DEFAULT_FILTER, scope },
     threads: {},
     order: [],
     hasMore: false,
@@ -117,22 +117,24 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
     case 'filter_set':
       return { ...state, filter: action.filter, order: [], hasMore: false, loaded: false };
     case 'threads_loaded': {
-      let threads = state.threads;
-      for (const t of action.page) threads = putThread(threads, t);
+      // Sets and one copy of the thread map per page: the list may hold 10,000 threads.
+      const threads = putThreads(state.threads, action.page);
       const pageIds = action.page.filter((t) => !t.merged_into).map((t) => t.id);
+      const inPage = new Set(pageIds);
+      const listed = new Set(state.order);
       let ids: string[];
       if (action.replace) {
         // Threads that events brought in while the page loaded and that are newer than it stay.
         const newest = action.page.reduce((m, t) => (t.updated_at > m ? t.updated_at : m), '');
         const live = state.order.filter(
-          (id) => !pageIds.includes(id) && threads[id].updated_at > newest && matchesFilter(threads[id], state.filter, state.me),
+          (id) => !inPage.has(id) && threads[id].updated_at > newest && matchesFilter(threads[id], state.filter, state.me),
         );
         ids = [...live, ...pageIds];
       } else {
-        ids = [...state.order, ...pageIds.filter((id) => !state.order.includes(id))];
+        ids = [...state.order, ...pageIds.filter((id) => !listed.has(id))];
       }
       // The held copy may be newer than the page's and match the filter no more.
-      ids = ids.filter((id) => state.order.includes(id) || matchesFilter(threads[id], state.filter, state.me) || pageIds.includes(id));
+      ids = ids.filter((id) => listed.has(id) || matchesFilter(threads[id], state.filter, state.me) || inPage.has(id));
       ids = ids.filter((id) => !threads[id].merged_into);
       return {
         ...state,
@@ -274,8 +276,8 @@ function placeInList(state: InboxState, thread: Thread): InboxState {
     if (last && compareThreads(thread, last) > 0) keep = false;
   }
   if (!state.loaded) keep = keep && inList;
-  const without = state.order.filter((id) => id !== thread.id);
-  const order = keep ? sortIds([...without, thread.id], state.threads) : without;
+  const without = inList ? state.order.filter((id) => id !== thread.id) : state.order;
+  const order = keep ? insertSorted(without, thread, state.threads) : without;
   if (!keep && !inList) return state;
   return { ...state, order };
 }
@@ -303,13 +305,44 @@ export function compareThreads(a: Thread, b: Thread): number {
 }
 
 function sortIds(ids: string[], threads: Record<string, Thread>): string[] {
-  return [...new Set(ids)].sort((a, b) => compareThreads(threads[a], threads[b]));
+  const unique = [...new Set(ids)];
+  // A next page usually just follows the list: no sorting needed.
+  for (let i = 1; i < unique.length; i++) {
+    if (compareThreads(threads[unique[i - 1]], threads[unique[i]]) > 0) {
+      return unique.sort((a, b) => compareThreads(threads[a], threads[b]));
+    }
+  }
+  return unique;
+}
+
+/** `order` (sorted, without `thread`) with `thread` put in its place. */
+function insertSorted(order: string[], thread: Thread, threads: Record<string, Thread>): string[] {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareThreads(threads[order[mid]], thread) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return [...order.slice(0, lo), thread.id, ...order.slice(lo)];
 }
 
 function putThread(threads: Record<string, Thread>, t: Thread): Record<string, Thread> {
   const known = threads[t.id];
   if (known && known.updated_at > t.updated_at) return threads;
   return { ...threads, [t.id]: t };
+}
+
+/** `putThread` for a page: the map is copied once, not once per thread. */
+function putThreads(threads: Record<string, Thread>, page: Thread[]): Record<string, Thread> {
+  let out = threads;
+  for (const t of page) {
+    const known = out[t.id];
+    if (known && known.updated_at > t.updated_at) continue;
+    if (out === threads) out = { ...threads };
+    out[t.id] = t;
+  }
+  return out;
 }
 
 /** The thread the user is reading has nothing unread for them (the client marks it read). */
