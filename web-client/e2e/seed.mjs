@@ -59,8 +59,8 @@ export function sampleText(i) {
   return `${i}: ${out.join(' ')}`;
 }
 
-/** `count` threads, one per distinct applicant (`Соискатель <n>`, a phone of its own). */
-export function seedThreads(base, account, count, { concurrency = 8, tag = 't', onProgress } = {}) {
+/** `count` threads, one per distinct applicant (`Соискатель <n>`, a phone of its own), on `vacancy` when given. */
+export function seedThreads(base, account, count, { concurrency = 8, tag = 't', vacancy, onProgress } = {}) {
   return bounded(
     count,
     concurrency,
@@ -69,14 +69,15 @@ export function seedThreads(base, account, count, { concurrency = 8, tag = 't', 
         id: `${tag}-${i}`,
         from: { name: `Соискатель ${i + 1}`, phone: `+37533${String(1_000_000 + i).slice(-7)}` },
         text: sampleText(i),
+        vacancy,
       }),
     onProgress,
   );
 }
 
 /** One applicant writing `count` messages into one thread; answers its thread id. */
-export async function seedLongThread(base, account, count, { concurrency = 4, name = 'Длинная Переписка', phone = '+375298888888', onProgress } = {}) {
-  const first = await inbound(base, account, { id: `long-0`, from: { name, phone }, text: sampleText(0) });
+export async function seedLongThread(base, account, count, { concurrency = 4, name = 'Длинная Переписка', phone = '+375298888888', vacancy, onProgress } = {}) {
+  const first = await inbound(base, account, { id: `long-0`, from: { name, phone }, text: sampleText(0), vacancy });
   await bounded(
     count - 1,
     concurrency,

@@ -338,3 +338,29 @@ describe('a large inbox', () => {
     expect(s.order.slice(0, 6)).toEqual(['t09000', 't00000', 't00001', 't00002', 'new', 't00003']);
   });
 });
+
+describe('timestamps on a whole second', () => {
+  it('a_time_without_fraction_sorts_by_its_instant_not_as_text', () => {
+    // The hub leaves out ".000" on a whole second: "…:05Z" is earlier than "…:05.500Z".
+    const s = loaded(
+      [thread('late', { last_message_at: '2026-11-27T09:00:05.500Z' }), thread('whole', { last_message_at: '2026-11-27T09:00:05Z' })],
+      { ...DEFAULT_FILTER, scope: 'all' },
+    );
+    expect(listThreads(s).map((t) => t.id)).toEqual(['late', 'whole']);
+    const held = run(s, { type: 'frame', frame: ev('thread.updated', thread('whole', { last_message_at: '2026-11-27T09:00:05Z', updated_at: '2026-11-27T09:00:06Z', unread: 7 })) });
+    // An older copy (by instant) does not replace it.
+    const stale = run(held, { type: 'frame', frame: ev('thread.updated', thread('whole', { updated_at: '2026-11-27T09:00:05.900Z', unread: 1 })) });
+    expect(stale.threads.whole.unread).toBe(7);
+  });
+
+  it('timeline_messages_on_a_whole_second_keep_their_order', () => {
+    const s = run(initialInboxState(ME), {
+      type: 'timeline_loaded',
+      threadId: 't1',
+      page: [msg('b', { created_at: '2026-11-27T09:00:05.001Z' }), msg('a', { created_at: '2026-11-27T09:00:05Z' })],
+      limit: 50,
+      replace: true,
+    });
+    expect(s.timelines.t1.items.map((m) => m.id)).toEqual(['a', 'b']);
+  });
+});

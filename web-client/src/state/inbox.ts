@@ -13,6 +13,7 @@ import type {
   ThreadMessage,
   ThreadState,
 } from '../api/types';
+import { compareTimes } from './time';
 
 export type Scope = 'mine' | 'unassigned' | 'all';
 
@@ -125,9 +126,9 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
       let ids: string[];
       if (action.replace) {
         // Threads that events brought in while the page loaded and that are newer than it stay.
-        const newest = action.page.reduce((m, t) => (t.updated_at > m ? t.updated_at : m), '');
+        const newest = action.page.reduce((m, t) => (!m || compareTimes(t.updated_at, m) > 0 ? t.updated_at : m), '');
         const live = state.order.filter(
-          (id) => !inPage.has(id) && threads[id].updated_at > newest && matchesFilter(threads[id], state.filter, state.me),
+          (id) => !inPage.has(id) && (!newest || compareTimes(threads[id].updated_at, newest) > 0) && matchesFilter(threads[id], state.filter, state.me),
         );
         ids = [...live, ...pageIds];
       } else {
@@ -243,7 +244,7 @@ function applyEvent(state: InboxState, kind: string, data: unknown): InboxState 
 
 function applyThread(state: InboxState, thread: Thread): InboxState {
   const known = state.threads[thread.id];
-  if (known && known.updated_at > thread.updated_at) return state;
+  if (known && compareTimes(known.updated_at, thread.updated_at) > 0) return state;
   let threads = zeroOpenUnread({ ...state.threads, [thread.id]: thread }, state.openThreadId);
   let s: InboxState = { ...state, threads };
   if (thread.merged_into) {
@@ -300,7 +301,8 @@ export function matchesFilter(t: Thread, f: InboxFilter, me: string | null): boo
 
 /** The list's order: newest activity first, then by id (as the API's cursor). */
 export function compareThreads(a: Thread, b: Thread): number {
-  if (a.last_message_at !== b.last_message_at) return a.last_message_at > b.last_message_at ? -1 : 1;
+  const byTime = compareTimes(b.last_message_at, a.last_message_at);
+  if (byTime !== 0) return byTime;
   return a.id === b.id ? 0 : a.id > b.id ? -1 : 1;
 }
 
@@ -329,7 +331,7 @@ function insertSorted(order: string[], thread: Thread, threads: Record<string, T
 
 function putThread(threads: Record<string, Thread>, t: Thread): Record<string, Thread> {
   const known = threads[t.id];
-  if (known && known.updated_at > t.updated_at) return threads;
+  if (known && compareTimes(known.updated_at, t.updated_at) > 0) return threads;
   return { ...threads, [t.id]: t };
 }
 
@@ -338,7 +340,7 @@ function putThreads(threads: Record<string, Thread>, page: Thread[]): Record<str
   let out = threads;
   for (const t of page) {
     const known = out[t.id];
-    if (known && known.updated_at > t.updated_at) continue;
+    if (known && compareTimes(known.updated_at, t.updated_at) > 0) continue;
     if (out === threads) out = { ...threads };
     out[t.id] = t;
   }
@@ -353,7 +355,8 @@ function zeroOpenUnread(threads: Record<string, Thread>, openId: string | null):
 
 /** Timeline order: creation time, then id (UUIDv7, time-ordered). */
 export function compareMessages(a: ThreadMessage, b: ThreadMessage): number {
-  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  const byTime = compareTimes(a.created_at, b.created_at);
+  if (byTime !== 0) return byTime;
   return a.id === b.id ? 0 : a.id < b.id ? -1 : 1;
 }
 
@@ -372,7 +375,8 @@ const DELIVERY_RANK: Record<string, number> = { queued: 0, sent: 1, delivered: 2
 
 /** `m` is an older copy than `held`: written before it, or an equal time with less progress. */
 function isOlder(m: ThreadMessage, held: ThreadMessage): boolean {
-  if (m.updated_at !== held.updated_at) return m.updated_at < held.updated_at;
+  const byTime = compareTimes(m.updated_at, held.updated_at);
+  if (byTime !== 0) return byTime < 0;
   const a = DELIVERY_RANK[m.delivery_state ?? ''];
   const b = DELIVERY_RANK[held.delivery_state ?? ''];
   return a !== undefined && b !== undefined && a < b;
@@ -421,7 +425,7 @@ export function timelineEntries(state: InboxState, threadId: string): TimelineEn
   const stored = (state.timelines[threadId]?.items ?? []).map((message) => ({ kind: 'stored' as const, message }));
   const pending = Object.values(state.pending)
     .filter((p) => p.thread_id === threadId)
-    .sort((a, b) => (a.created_at < b.created_at ? -1 : 1))
+    .sort((a, b) => compareTimes(a.created_at, b.created_at))
     .map((reply) => ({ kind: 'pending' as const, reply }));
   return [...stored, ...pending];
 }
@@ -448,7 +452,7 @@ export function noticesFor(before: InboxState, frame: ServerFrame, me: string): 
     const t = frame.data as Thread;
     const prev = before.threads[t.id];
     if (t.assignee_id === me && prev?.assignee_id !== me && !t.merged_into && t.state !== 'closed') {
-      if (prev && prev.updated_at > t.updated_at) return [];
+      if (prev && compareTimes(prev.updated_at, t.updated_at) > 0) return [];
       return [{ kind: 'assigned', thread: t }];
     }
   }

@@ -6,6 +6,7 @@ import type { DirectoryEntry, Message, Room, User } from '../api/types';
 import type { Workspace } from '../app/workspace';
 import { useStore } from '../app/store';
 import { presenceOf, readBy, typingUsers } from '../state/chat';
+import { compareTimes } from '../state/time';
 import type { ChatState, PendingSend } from '../state/chat';
 import { describeError } from './Login';
 import { PresenceDot, PresenceText } from './Presence';
@@ -118,7 +119,7 @@ function Chats(props: { ws: Workspace; chat: ChatState; users: Map<string, User>
   const [members, setMembers] = useState<string[]>([]);
   const [error, setError] = useState<string | null>(null);
   const rooms = Object.values(chat.rooms).sort((a, b) =>
-    (b.last_message_at ?? b.created_at).localeCompare(a.last_message_at ?? a.created_at),
+    compareTimes(b.last_message_at ?? b.created_at, a.last_message_at ?? a.created_at),
   );
 
   async function create(e: FormEvent) {

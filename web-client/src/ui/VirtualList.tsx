@@ -84,13 +84,21 @@ export function VirtualList<T>(p: VirtualListProps<T>) {
     return { top: s.scrollTop - l.offsetTop, height: s.clientHeight };
   };
 
-  /** Remembers where the view is: stuck to an end, or pinned to the item at its top. */
-  const note = (v: View) => {
+  /** What the DOM showed when the view was last looked at: its scroll position and layout. */
+  const seen = useRef({ scrollTop: 0, scrollHeight: 0, offsets, keys });
+
+  /**
+   * Remembers where the view is: stuck to an end, or pinned to the item at its top, by the
+   * layout the user saw (`shown`, the current one unless a render came since).
+   */
+  const note = (v: View, shown: { offsets: Float64Array; keys: readonly string[]; scrollHeight: number } | null = null) => {
     const s = scrollerRef.current;
     if (!s) return;
+    const scrollHeight = shown?.scrollHeight ?? s.scrollHeight;
     view.current = v;
-    stick.current = anchor === 'bottom' ? s.scrollHeight - s.scrollTop - s.clientHeight < STICK_PX : s.scrollTop < 1;
-    pin.current = anchorAt(live.current.offsets, live.current.keys, v.top);
+    stick.current = anchor === 'bottom' ? scrollHeight - s.scrollTop - s.clientHeight < STICK_PX : s.scrollTop < 1;
+    pin.current = anchorAt(shown?.offsets ?? live.current.offsets, shown?.keys ?? live.current.keys, v.top);
+    seen.current = { scrollTop: s.scrollTop, scrollHeight: s.scrollHeight, offsets: live.current.offsets, keys: live.current.keys };
   };
 
   const reach = (v: View) => {
@@ -160,6 +168,12 @@ export function VirtualList<T>(p: VirtualListProps<T>) {
     const s = scrollerRef.current;
     const l = listRef.current;
     if (!s || !l) return;
+    // Scrolled since the last look, its scroll event not handled yet: that is where the user
+    // wants to be, on the layout they saw. (Not when the list got shorter and the browser
+    // pulled the view up to its new end.)
+    const moved = Math.abs(s.scrollTop - seen.current.scrollTop) >= 1;
+    const clamped = s.scrollTop < seen.current.scrollTop && s.scrollTop + s.clientHeight >= s.scrollHeight - 1;
+    if (moved && !clamped) note(readView(), seen.current);
     if (stick.current) {
       const want = anchor === 'bottom' ? s.scrollHeight - s.clientHeight : 0;
       if (Math.abs(s.scrollTop - want) >= 1) s.scrollTop = want;
