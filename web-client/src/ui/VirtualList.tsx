@@ -57,7 +57,7 @@ export function VirtualList<T>(p: VirtualListProps<T>) {
   const { items, anchor = 'top', overscan = 600 } = p;
   const scrollerRef = useRef<HTMLDivElement>(null);
   const listRef = useRef<HTMLElement>(null);
-  const sizes = useMemo(() => new SizeCache(p.estimateSize), []);
+  const [sizes] = useState(() => new SizeCache(p.estimateSize));
   const [version, bump] = useReducer((x: number) => x + 1, 0);
   const [, rerender] = useReducer((x: number) => x + 1, 0);
   const [focusKey, setFocusKey] = useState<string | null>(null);
@@ -103,7 +103,8 @@ export function VirtualList<T>(p: VirtualListProps<T>) {
 
   const reach = (v: View) => {
     const { offsets: o, props } = live.current;
-    const distance = Math.max(v.height, overscan);
+    // A few screens ahead, so a page has time to come before the view gets there.
+    const distance = Math.max(3 * v.height, 2 * overscan);
     if (props.onEndReached && o[o.length - 1] - (v.top + v.height) < distance) props.onEndReached();
     if (props.onStartReached && v.top < distance) props.onStartReached();
   };
