@@ -44,6 +44,18 @@ export interface Session {
   current: boolean;
 }
 
+/** An entry of the audit log (`GET /audit`, admins), newest first. */
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor_user_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  source: string | null;
+  details: Record<string, unknown> | null;
+}
+
 export type PresenceStatus = 'online' | 'away' | 'busy' | 'offline';
 
 /** A presence entry; over the socket absent fields mean "none". */

@@ -22,7 +22,7 @@ import type { ConnectionState } from '../realtime/socket';
 import { chatReducer, initialChatState } from '../state/chat';
 import type { ChatAction, ChatState, PendingSend } from '../state/chat';
 import { inboxReducer, initialInboxState, noticesFor } from '../state/inbox';
-import type { InboxAction, InboxFilter, InboxState, Notice, PendingReply } from '../state/inbox';
+import type { InboxAction, InboxFilter, InboxState, Notice, PendingReply, Scope } from '../state/inbox';
 import { newClientMessageId } from './ids';
 import { createStore, valueStore } from './store';
 import type { Store } from './store';
@@ -75,6 +75,26 @@ const FINAL_SEND_ERRORS = new Set([
   'malformed_frame',
 ]);
 
+/** The inbox opens with the scope (mine / unassigned / all) last chosen in this browser. */
+const SCOPE_KEY = 'jobers.inbox.scope';
+
+function storedScope(): Scope {
+  try {
+    const v = globalThis.localStorage?.getItem(SCOPE_KEY);
+    return v === 'unassigned' || v === 'all' ? v : 'mine';
+  } catch {
+    return 'mine';
+  }
+}
+
+function storeScope(scope: Scope) {
+  try {
+    globalThis.localStorage?.setItem(SCOPE_KEY, scope);
+  } catch {
+    // private mode: the choice lasts for this page only
+  }
+}
+
 export class Workspace {
   readonly chat: Store<ChatState, ChatAction>;
   readonly connection = valueStore<ConnectionState>('idle');
@@ -101,7 +121,7 @@ export class Workspace {
     wsUrl = defaultWsUrl(),
   ) {
     this.chat = createStore<ChatState, ChatAction>(chatReducer, initialChatState(me.user.id));
-    this.inbox = createStore<InboxState, InboxAction>(inboxReducer, initialInboxState(me.user.id));
+    this.inbox = createStore<InboxState, InboxAction>(inboxReducer, initialInboxState(me.user.id, storedScope()));
     this.rt = new RealtimeClient({
       url: wsUrl,
       token: () => api.accessToken,
@@ -192,6 +212,7 @@ export class Workspace {
 
   setInboxFilter(filter: InboxFilter) {
     this.inbox.dispatch({ type: 'filter_set', filter });
+    storeScope(filter.scope);
     return this.loadThreads(false);
   }
 

@@ -14,6 +14,7 @@ import type {
   Room,
   ServerFrame,
 } from '../api/types';
+import { compareTimes } from './time';
 
 /** How long a typing notice is shown without a new one (the hub sends no "stopped"). */
 export const TYPING_TTL_MS = 6000;
@@ -273,7 +274,7 @@ function upsertMessage(state: ChatState, msg: Message, isNew: boolean): ChatStat
   if (room && isNew && !existed) {
     // A REST load made after this message was written already counted it (its
     // last_message_at is not older than the message).
-    const known = room.last_message_at !== null && room.last_message_at >= msg.created_at;
+    const known = room.last_message_at !== null && compareTimes(room.last_message_at, msg.created_at) >= 0;
     const fromOther = msg.author_id !== state.me;
     const unread =
       (room.unread ?? 0) + (fromOther && !known && state.openRoomId !== msg.room_id ? 1 : 0);

@@ -13,6 +13,7 @@ import type {
   ThreadMessage,
   ThreadState,
 } from '../api/types';
+import { compareTimes } from './time';
 
 export type Scope = 'mine' | 'unassigned' | 'all';
 
@@ -75,11 +76,11 @@ export interface InboxState {
   stale: boolean;
 }
 
-export function initialInboxState(me: string | null = null): InboxState {
+export function initialInboxState(me: string | null = null, scope: Scope = DEFAULT_FILTER.scope): InboxState {
   return {
     me,
     position: null,
-    filter: DEFAULT_FILTER,
+    filter: { ...DEFAULT_FILTER, scope },
     threads: {},
     order: [],
     hasMore: false,
@@ -117,22 +118,24 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
     case 'filter_set':
       return { ...state, filter: action.filter, order: [], hasMore: false, loaded: false };
     case 'threads_loaded': {
-      let threads = state.threads;
-      for (const t of action.page) threads = putThread(threads, t);
+      // Sets and one copy of the thread map per page: the list may hold 10,000 threads.
+      const threads = putThreads(state.threads, action.page);
       const pageIds = action.page.filter((t) => !t.merged_into).map((t) => t.id);
+      const inPage = new Set(pageIds);
+      const listed = new Set(state.order);
       let ids: string[];
       if (action.replace) {
         // Threads that events brought in while the page loaded and that are newer than it stay.
-        const newest = action.page.reduce((m, t) => (t.updated_at > m ? t.updated_at : m), '');
+        const newest = action.page.reduce((m, t) => (!m || compareTimes(t.updated_at, m) > 0 ? t.updated_at : m), '');
         const live = state.order.filter(
-          (id) => !pageIds.includes(id) && threads[id].updated_at > newest && matchesFilter(threads[id], state.filter, state.me),
+          (id) => !inPage.has(id) && (!newest || compareTimes(threads[id].updated_at, newest) > 0) && matchesFilter(threads[id], state.filter, state.me),
         );
         ids = [...live, ...pageIds];
       } else {
-        ids = [...state.order, ...pageIds.filter((id) => !state.order.includes(id))];
+        ids = [...state.order, ...pageIds.filter((id) => !listed.has(id))];
       }
       // The held copy may be newer than the page's and match the filter no more.
-      ids = ids.filter((id) => state.order.includes(id) || matchesFilter(threads[id], state.filter, state.me) || pageIds.includes(id));
+      ids = ids.filter((id) => listed.has(id) || matchesFilter(threads[id], state.filter, state.me) || inPage.has(id));
       ids = ids.filter((id) => !threads[id].merged_into);
       return {
         ...state,
@@ -241,7 +244,7 @@ function applyEvent(state: InboxState, kind: string, data: unknown): InboxState 
 
 function applyThread(state: InboxState, thread: Thread): InboxState {
   const known = state.threads[thread.id];
-  if (known && known.updated_at > thread.updated_at) return state;
+  if (known && compareTimes(known.updated_at, thread.updated_at) > 0) return state;
   let threads = zeroOpenUnread({ ...state.threads, [thread.id]: thread }, state.openThreadId);
   let s: InboxState = { ...state, threads };
   if (thread.merged_into) {
@@ -274,8 +277,8 @@ function placeInList(state: InboxState, thread: Thread): InboxState {
     if (last && compareThreads(thread, last) > 0) keep = false;
   }
   if (!state.loaded) keep = keep && inList;
-  const without = state.order.filter((id) => id !== thread.id);
-  const order = keep ? sortIds([...without, thread.id], state.threads) : without;
+  const without = inList ? state.order.filter((id) => id !== thread.id) : state.order;
+  const order = keep ? insertSorted(without, thread, state.threads) : without;
   if (!keep && !inList) return state;
   return { ...state, order };
 }
@@ -298,18 +301,50 @@ export function matchesFilter(t: Thread, f: InboxFilter, me: string | null): boo
 
 /** The list's order: newest activity first, then by id (as the API's cursor). */
 export function compareThreads(a: Thread, b: Thread): number {
-  if (a.last_message_at !== b.last_message_at) return a.last_message_at > b.last_message_at ? -1 : 1;
+  const byTime = compareTimes(b.last_message_at, a.last_message_at);
+  if (byTime !== 0) return byTime;
   return a.id === b.id ? 0 : a.id > b.id ? -1 : 1;
 }
 
 function sortIds(ids: string[], threads: Record<string, Thread>): string[] {
-  return [...new Set(ids)].sort((a, b) => compareThreads(threads[a], threads[b]));
+  const unique = [...new Set(ids)];
+  // A next page usually just follows the list: no sorting needed.
+  for (let i = 1; i < unique.length; i++) {
+    if (compareThreads(threads[unique[i - 1]], threads[unique[i]]) > 0) {
+      return unique.sort((a, b) => compareThreads(threads[a], threads[b]));
+    }
+  }
+  return unique;
+}
+
+/** `order` (sorted, without `thread`) with `thread` put in its place. */
+function insertSorted(order: string[], thread: Thread, threads: Record<string, Thread>): string[] {
+  let lo = 0;
+  let hi = order.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (compareThreads(threads[order[mid]], thread) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return [...order.slice(0, lo), thread.id, ...order.slice(lo)];
 }
 
 function putThread(threads: Record<string, Thread>, t: Thread): Record<string, Thread> {
   const known = threads[t.id];
-  if (known && known.updated_at > t.updated_at) return threads;
+  if (known && compareTimes(known.updated_at, t.updated_at) > 0) return threads;
   return { ...threads, [t.id]: t };
+}
+
+/** `putThread` for a page: the map is copied once, not once per thread. */
+function putThreads(threads: Record<string, Thread>, page: Thread[]): Record<string, Thread> {
+  let out = threads;
+  for (const t of page) {
+    const known = out[t.id];
+    if (known && compareTimes(known.updated_at, t.updated_at) > 0) continue;
+    if (out === threads) out = { ...threads };
+    out[t.id] = t;
+  }
+  return out;
 }
 
 /** The thread the user is reading has nothing unread for them (the client marks it read). */
@@ -320,7 +355,8 @@ function zeroOpenUnread(threads: Record<string, Thread>, openId: string | null):
 
 /** Timeline order: creation time, then id (UUIDv7, time-ordered). */
 export function compareMessages(a: ThreadMessage, b: ThreadMessage): number {
-  if (a.created_at !== b.created_at) return a.created_at < b.created_at ? -1 : 1;
+  const byTime = compareTimes(a.created_at, b.created_at);
+  if (byTime !== 0) return byTime;
   return a.id === b.id ? 0 : a.id < b.id ? -1 : 1;
 }
 
@@ -339,7 +375,8 @@ const DELIVERY_RANK: Record<string, number> = { queued: 0, sent: 1, delivered: 2
 
 /** `m` is an older copy than `held`: written before it, or an equal time with less progress. */
 function isOlder(m: ThreadMessage, held: ThreadMessage): boolean {
-  if (m.updated_at !== held.updated_at) return m.updated_at < held.updated_at;
+  const byTime = compareTimes(m.updated_at, held.updated_at);
+  if (byTime !== 0) return byTime < 0;
   const a = DELIVERY_RANK[m.delivery_state ?? ''];
   const b = DELIVERY_RANK[held.delivery_state ?? ''];
   return a !== undefined && b !== undefined && a < b;
@@ -388,7 +425,7 @@ export function timelineEntries(state: InboxState, threadId: string): TimelineEn
   const stored = (state.timelines[threadId]?.items ?? []).map((message) => ({ kind: 'stored' as const, message }));
   const pending = Object.values(state.pending)
     .filter((p) => p.thread_id === threadId)
-    .sort((a, b) => (a.created_at < b.created_at ? -1 : 1))
+    .sort((a, b) => compareTimes(a.created_at, b.created_at))
     .map((reply) => ({ kind: 'pending' as const, reply }));
   return [...stored, ...pending];
 }
@@ -415,7 +452,7 @@ export function noticesFor(before: InboxState, frame: ServerFrame, me: string): 
     const t = frame.data as Thread;
     const prev = before.threads[t.id];
     if (t.assignee_id === me && prev?.assignee_id !== me && !t.merged_into && t.state !== 'closed') {
-      if (prev && prev.updated_at > t.updated_at) return [];
+      if (prev && compareTimes(prev.updated_at, t.updated_at) > 0) return [];
       return [{ kind: 'assigned', thread: t }];
     }
   }

@@ -1,8 +1,9 @@
-// Administration (admin role): users, departments, and the admin's own sessions.
+// Administration (admin role): users, departments, and the admin's own sessions, the audit log.
 import { useEffect, useState } from 'react';
 import type { FormEvent } from 'react';
 import type { Department, Role, Session, User } from '../api/types';
 import type { Workspace } from '../app/workspace';
+import { AdminAudit } from './AdminAudit';
 import { AdminChannels } from './AdminChannels';
 import { AdminQueues } from './AdminQueues';
 import { describeError } from './Login';
@@ -10,7 +11,7 @@ import { Templates } from './Templates';
 import { useI18n } from './i18n';
 
 const ROLES: Role[] = ['recruiter', 'supervisor', 'admin'];
-const TABS = ['users', 'departments', 'channels', 'queues', 'templates', 'sessions'] as const;
+const TABS = ['users', 'departments', 'channels', 'queues', 'templates', 'sessions', 'audit'] as const;
 
 export function Admin({ ws }: { ws: Workspace }) {
   const { t } = useI18n();
@@ -32,6 +33,7 @@ export function Admin({ ws }: { ws: Workspace }) {
       {tab === 'channels' && <AdminChannels ws={ws} />}
       {tab === 'queues' && <AdminQueues ws={ws} />}
       {tab === 'templates' && <Templates ws={ws} company />}
+      {tab === 'audit' && <AdminAudit ws={ws} />}
     </section>
   );
 }

@@ -1,7 +1,7 @@
 // The inbox: applicant threads of every channel, filtered (mine / unassigned / all, channel,
 // state, vacancy, search), paged by cursor, kept current by `thread.*` events; the open
 // thread on the right (ThreadView) and the applicant card in the side panel (Frame).
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import type { Thread, User } from '../api/types';
 import { useStore } from '../app/store';
 import type { Workspace } from '../app/workspace';
@@ -12,7 +12,7 @@ import { describeError } from './Login';
 import { ThreadView } from './ThreadView';
 import { CHANNEL_KINDS, ChannelIcon, channelLabel, formatDuration, useNow } from './inboxBits';
 import { useI18n } from './i18n';
-import { onListKeyDown } from './listKeys';
+import { VirtualList } from './VirtualList';
 
 const SCOPES: Scope[] = ['mine', 'unassigned', 'all'];
 const STATES = ['open', 'pending', 'closed'] as const;
@@ -60,6 +60,24 @@ function ThreadList({ ws, users, threadId, open }: { ws: Workspace; users: Map<s
   const now = useNow();
   const f = inbox.filter;
   const queueNames = new Map(useStore(ws.queues).map((x) => [x.id, x.name]));
+
+  // The next page loads as the list nears its end; after a failure only "Show more" retries.
+  const paging = useRef({ busy: false, failed: false });
+  const loadMore = (byUser: boolean) => {
+    const s = ws.inbox.getState();
+    if (paging.current.busy || !s.loaded || !s.hasMore || (paging.current.failed && !byUser)) return;
+    paging.current.busy = true;
+    ws.loadThreads(true).then(
+      () => {
+        paging.current.failed = false;
+        setError(null);
+      },
+      (e) => {
+        paging.current.failed = true;
+        setError(describeError(e, t));
+      },
+    ).finally(() => (paging.current.busy = false));
+  };
 
   const apply = (patch: Partial<InboxFilter>) => {
     setBusy(true);
@@ -140,21 +158,30 @@ function ThreadList({ ws, users, threadId, open }: { ws: Workspace; users: Map<s
       {error && <p role="alert" className="error">{error}</p>}
       {inbox.loaded && threads.length === 0 && <p className="muted">{t('inbox.empty')}</p>}
       {!inbox.loaded && <p className="muted">{t('inbox.loading')}</p>}
-      <ul onKeyDown={onListKeyDown} data-testid="threads" aria-busy={busy}>
-        {threads.map((th) => (
-          <li key={th.id}>
-            <ThreadItem thread={th} users={users} queue={th.queue_id ? queueNames.get(th.queue_id) : undefined} now={now} me={ws.me.user.id} current={th.id === threadId} open={open} />
-          </li>
-        ))}
-      </ul>
-      {inbox.hasMore && (
-        <button onClick={() => void ws.loadThreads(true).catch((e) => setError(describeError(e, t)))} data-testid="inbox-more">
-          {t('inbox.more')}
-        </button>
-      )}
+      <VirtualList
+        items={threads}
+        itemKey={threadKey}
+        estimateSize={72}
+        keyboard
+        onEndReached={() => loadMore(false)}
+        renderItem={(th) => (
+          <ThreadItem thread={th} users={users} queue={th.queue_id ? queueNames.get(th.queue_id) : undefined} now={now} me={ws.me.user.id} current={th.id === threadId} open={open} />
+        )}
+        scrollerProps={{ className: 'thread-scroll', 'data-testid': 'threads-scroller' }}
+        listProps={{ 'data-testid': 'threads', 'aria-busy': busy, 'aria-label': t('inbox.title') }}
+        footer={
+          inbox.hasMore && (
+            <button onClick={() => loadMore(true)} data-testid="inbox-more">
+              {t('inbox.more')}
+            </button>
+          )
+        }
+      />
     </section>
   );
 }
+
+const threadKey = (th: Thread) => th.id;
 
 function ThreadItem(p: { thread: Thread; queue?: string; users: Map<string, User>; now: number; me: string; current: boolean; open(id: string): void }) {
   const { t, fmt } = useI18n();

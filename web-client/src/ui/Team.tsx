@@ -6,12 +6,14 @@ import type { DirectoryEntry, Message, Room, User } from '../api/types';
 import type { Workspace } from '../app/workspace';
 import { useStore } from '../app/store';
 import { presenceOf, readBy, typingUsers } from '../state/chat';
+import { compareTimes } from '../state/time';
 import type { ChatState, PendingSend } from '../state/chat';
 import { describeError } from './Login';
 import { PresenceDot, PresenceText } from './Presence';
 import { useI18n } from './i18n';
 import { onListKeyDown } from './listKeys';
 import { AttachmentView } from './Attachment';
+import { VirtualList } from './VirtualList';
 
 export function Team({ ws, roomId, open }: { ws: Workspace; roomId: string | null; open(id: string | null): void }) {
   const chat = useStore(ws.chat);
@@ -117,7 +119,7 @@ function Chats(props: { ws: Workspace; chat: ChatState; users: Map<string, User>
   const [members, setMembers] = useState<string[]>([]);
   const [error, setError] = useState<string | null>(null);
   const rooms = Object.values(chat.rooms).sort((a, b) =>
-    (b.last_message_at ?? b.created_at).localeCompare(a.last_message_at ?? a.created_at),
+    compareTimes(b.last_message_at ?? b.created_at, a.last_message_at ?? a.created_at),
   );
 
   async function create(e: FormEvent) {
@@ -200,22 +202,31 @@ function RoomView({ ws, chat, room, users }: { ws: Workspace; chat: ChatState; r
   const history = chat.histories[room.id];
   const items = history?.items ?? [];
   const pending = Object.values(chat.pending).filter((p) => p.room_id === room.id);
-  const listRef = useRef<HTMLOListElement>(null);
+  const entries: RoomEntry[] = [...items.map((m) => ({ kind: 'stored' as const, m })), ...pending.map((p) => ({ kind: 'pending' as const, p }))];
   const [now, setNow] = useState(Date.now());
   const [showMembers, setShowMembers] = useState(false);
+  const loadingOlder = useRef(false);
 
   useEffect(() => {
     const timer = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(timer);
   }, []);
 
-  // New messages in the open room are read; keep the view at the bottom.
+  // New messages in the open room are read (the list stays at the newest while the user is there).
   const lastId = items[items.length - 1]?.id;
   useEffect(() => {
     ws.markRead(room.id);
-    const el = listRef.current;
-    if (el) el.scrollTop = el.scrollHeight;
   }, [ws, room.id, lastId, pending.length]);
+
+  const loadOlder = () => {
+    if (loadingOlder.current || !history?.loaded || !history.hasMore) return;
+    loadingOlder.current = true;
+    ws.loadHistory(room.id, false)
+      .catch(() => undefined)
+      .finally(() => (loadingOlder.current = false));
+  };
+  // Screen readers hear the newest message from someone else (the list itself changes as it scrolls).
+  const newest = [...items].reverse().find((m) => m.author_id !== ws.me.user.id && !m.deleted);
 
   useEffect(() => {
     const h = () => ws.markRead(room.id);
@@ -237,25 +248,43 @@ function RoomView({ ws, chat, room, users }: { ws: Workspace; chat: ChatState; r
         )}
       </header>
       {showMembers && room.kind === 'group' && <Members ws={ws} room={room} users={users} />}
-      <ol className="messages" ref={listRef} aria-live="polite" data-testid="messages">
-        {history?.hasMore && (
-          <li>
-            <button onClick={() => ws.loadHistory(room.id, false)}>{t('team.loadOlder')}</button>
-          </li>
-        )}
-        {items.map((m) => (
-          <MessageView key={m.id} ws={ws} chat={chat} msg={m} users={users} />
-        ))}
-        {pending.map((p) => (
-          <PendingView key={p.client_message_id} ws={ws} p={p} />
-        ))}
-      </ol>
+      <VirtualList
+        as="ol"
+        anchor="bottom"
+        items={entries}
+        itemKey={(e) => roomEntryKey(ws.me.user.id, e)}
+        estimateSize={60}
+        onStartReached={loadOlder}
+        followEnd={pending[pending.length - 1]?.client_message_id ?? null}
+        renderItem={(e) =>
+          e.kind === 'stored' ? <MessageView ws={ws} chat={chat} msg={e.m} users={users} /> : <PendingView ws={ws} p={e.p} />
+        }
+        scrollerProps={{ className: 'messages', 'data-testid': 'messages' }}
+        header={
+          history?.hasMore && (
+            <div className="older">
+              <button onClick={() => void ws.loadHistory(room.id, false)}>{t('team.loadOlder')}</button>
+            </div>
+          )
+        }
+      />
+      <div className="sr-only" aria-live="polite" data-testid="messages-live">
+        {newest && `${users.get(newest.author_id)?.name ?? ''}: ${newest.body}`}
+      </div>
       <div className="typing" aria-live="polite" data-testid="typing">
         {typists.length > 0 && t('team.typing', { names: typists.join(', ') })}
       </div>
       <Composer ws={ws} room={room} users={users} />
     </section>
   );
+}
+
+type RoomEntry = { kind: 'stored'; m: Message } | { kind: 'pending'; p: PendingSend };
+
+/** The user's own sends are keyed by their client id, so a sent message keeps its place (and height) when stored. */
+function roomEntryKey(me: string, e: RoomEntry): string {
+  if (e.kind === 'pending') return `c:${e.p.client_message_id}`;
+  return e.m.client_message_id && e.m.author_id === me ? `c:${e.m.client_message_id}` : e.m.id;
 }
 
 /** The body as plain text (React escapes it), with the mentioned members' names marked. */
@@ -279,7 +308,7 @@ function MessageView({ ws, chat, msg, users }: { ws: Workspace; chat: ChatState;
   const mine = msg.author_id === ws.me.user.id;
   const readers = mine ? readBy(chat, msg).map((id) => users.get(id)?.name ?? '…') : [];
   return (
-    <li className={`message${mine ? ' mine' : ''}`} data-testid="message" data-message-id={msg.id}>
+    <div className={`message${mine ? ' mine' : ''}`} data-testid="message" data-message-id={msg.id}>
       <div className="meta">
         <strong>{users.get(msg.author_id)?.name ?? '…'}</strong>{' '}
         <time dateTime={msg.created_at}>{fmt.time(msg.created_at)}</time>
@@ -304,14 +333,14 @@ function MessageView({ ws, chat, msg, users }: { ws: Workspace; chat: ChatState;
           ✓✓ {t('team.readBy', { names: readers.join(', ') })}
         </div>
       )}
-    </li>
+    </div>
   );
 }
 
 function PendingView({ ws, p }: { ws: Workspace; p: PendingSend }) {
   const { t } = useI18n();
   return (
-    <li className="message mine pending" data-testid="pending-message">
+    <div className="message mine pending" data-testid="pending-message">
       <span className="body">{p.body}</span>
       <div className="muted">
         {p.state === 'failed' ? (
@@ -326,7 +355,7 @@ function PendingView({ ws, p }: { ws: Workspace; p: PendingSend }) {
           t('team.sending')
         )}
       </div>
-    </li>
+    </div>
   );
 }
 

@@ -2,7 +2,7 @@
 // one timeline of every channel's messages, replies and internal notes (delivery states,
 // Retry, email HTML through DOMPurify with quoted text collapsed, attachments), and the
 // composer.
-import { useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import type { Thread, ThreadMessage, User } from '../api/types';
 import { useStore } from '../app/store';
 import type { Workspace } from '../app/workspace';
@@ -16,6 +16,7 @@ import { MessageBody } from './Team';
 import { ThreadComposer } from './ThreadComposer';
 import { ChannelIcon } from './inboxBits';
 import { useI18n } from './i18n';
+import { VirtualList } from './VirtualList';
 
 export function ThreadView({ ws, threadId, users }: { ws: Workspace; threadId: string; users: Map<string, User> }) {
   const { t } = useI18n();
@@ -23,47 +24,52 @@ export function ThreadView({ ws, threadId, users }: { ws: Workspace; threadId: s
   const thread = inbox.threads[threadId];
   const timeline = inbox.timelines[threadId];
   const entries = timelineEntries(inbox, threadId);
-  const listRef = useRef<HTMLOListElement>(null);
-  const atBottom = useRef(true);
   const [olderError, setOlderError] = useState<string | null>(null);
+  const loadingOlder = useRef(false);
 
-  // Stay at the newest message while the user is there.
-  useLayoutEffect(() => {
-    const el = listRef.current;
-    if (el && atBottom.current) el.scrollTop = el.scrollHeight;
-  }, [entries.length, threadId]);
+  // Older pages load as the view nears the top; after a failure only the button retries.
+  const loadOlder = (byUser: boolean) => {
+    const tl = ws.inbox.getState().timelines[threadId];
+    if (loadingOlder.current || !tl?.loaded || !tl.hasMore || (olderError && !byUser)) return;
+    loadingOlder.current = true;
+    ws.loadTimeline(threadId, false)
+      .then(
+        () => setOlderError(null),
+        (e) => setOlderError(describeError(e, t)),
+      )
+      .finally(() => (loadingOlder.current = false));
+  };
+  // The user's own newest send brings the view to the end.
+  const lastPending = [...entries].reverse().find((e) => e.kind === 'pending');
 
   if (!thread) return <section className="thread empty">{t('inbox.loading')}</section>;
   return (
     <section className="thread" aria-labelledby="thread-title" data-testid="thread-view" data-thread-id={thread.id}>
       <ThreadHeader ws={ws} thread={thread} users={users} />
       {thread.merged_into && <p className="notice">{t('thread.merged')}</p>}
-      <ol
-        className="timeline"
-        ref={listRef}
-        aria-label={t('thread.timeline')}
-        data-testid="timeline"
-        tabIndex={0}
-        onScroll={(e) => {
-          const el = e.currentTarget;
-          atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
-        }}
-      >
-        {timeline?.hasMore && timeline.loaded && (
-          <li className="older">
-            <button
-              onClick={() => ws.loadTimeline(threadId, false).then(() => setOlderError(null), (e) => setOlderError(describeError(e, t)))}
-              data-testid="timeline-older"
-            >
-              {t('thread.loadOlder')}
-            </button>
-            {olderError && <span className="error">{olderError}</span>}
-          </li>
-        )}
-        {entries.map((e) => (
-          <Entry key={entryKey(e)} ws={ws} thread={thread} entry={e} users={users} />
-        ))}
-      </ol>
+      <VirtualList
+        as="ol"
+        anchor="bottom"
+        items={entries}
+        itemKey={entryKey}
+        estimateSize={90}
+        onStartReached={() => loadOlder(false)}
+        followEnd={lastPending?.kind === 'pending' ? lastPending.reply.client_message_id : null}
+        renderItem={(e) => <Entry ws={ws} thread={thread} entry={e} users={users} />}
+        scrollerProps={{ className: 'timeline', 'data-testid': 'timeline', tabIndex: 0, role: 'region', 'aria-label': t('thread.timeline') }}
+        listProps={{ 'data-testid': 'timeline-list' }}
+        header={
+          timeline?.hasMore &&
+          timeline.loaded && (
+            <div className="older">
+              <button onClick={() => loadOlder(true)} data-testid="timeline-older">
+                {t('thread.loadOlder')}
+              </button>
+              {olderError && <span className="error">{olderError}</span>}
+            </div>
+          )
+        }
+      />
       <ThreadComposer key={thread.id} ws={ws} thread={thread} users={users} />
     </section>
   );
@@ -195,7 +201,7 @@ function MessageEntry({ ws, thread, m, users }: { ws: Workspace; thread: Thread;
           : users.get(m.author_user_id)?.name ?? '…'
         : '';
   return (
-    <li
+    <div
       className={`tmsg tmsg-${m.direction}`}
       data-testid="thread-message"
       data-direction={m.direction}
@@ -257,7 +263,7 @@ function MessageEntry({ ws, thread, m, users }: { ws: Workspace; thread: Thread;
           {error && <span role="alert" className="error"> {error}</span>}
         </div>
       )}
-    </li>
+    </div>
   );
 }
 
@@ -269,7 +275,7 @@ function PendingEntry({ ws, p, users }: { ws: Workspace; p: PendingReply; users:
   const { t } = useI18n();
   const note = p.kind === 'note';
   return (
-    <li
+    <div
       className={`tmsg tmsg-${note ? 'note' : 'out'} pending`}
       data-testid="thread-message"
       data-direction={note ? 'note' : 'out'}
@@ -302,7 +308,7 @@ function PendingEntry({ ws, p, users }: { ws: Workspace; p: PendingReply; users:
           <>… {t('delivery.sending')}</>
         )}
       </div>
-    </li>
+    </div>
   );
 }
 
