@@ -1323,7 +1323,9 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         }
     }
     for i in 0..8 {
-        sends.push(sms(&format!("new-{i}"), &phone(500 + i), "я новый"));
+        let mut m = sms(&format!("new-{i}"), &phone(500 + i), "я новый");
+        m["from"]["name"] = json!(format!("Новый {i}"));
+        sends.push(m);
     }
     for i in 0..6 {
         sends.push(sms(&format!("k{i}-0"), &phone(i), "первое"));
@@ -1384,6 +1386,16 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
     }
     let threads = json_of(app.get("/api/v1/threads?limit=200", &ws.access()).await).await;
     assert_eq!(threads.as_array().unwrap().len(), known + 8 + 1);
+    for i in 0..8 {
+        let t = threads
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["contact_name"] == format!("Новый {i}").as_str())
+            .expect("a new applicant's thread, with the name");
+        assert_eq!(t["unread"], 1, "{t}");
+        assert_eq!(t["state"], "open");
+    }
     // The merged applicant: one thread with all five messages, whatever the order.
     let survivor = threads
         .as_array()

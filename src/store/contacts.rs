@@ -153,6 +153,25 @@ impl TenantDb {
         Ok(c)
     }
 
+    /// A new applicant (no identities yet); returns its id.
+    pub(super) async fn insert_contact(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        name: Option<&str>,
+        now: i64,
+    ) -> StoreResult<String> {
+        let id = new_id();
+        sqlx::query("INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES ($1, $2, $3, $5, $4, $4)")
+            .bind(&id)
+            .bind(&self.tenant_id)
+            .bind(name)
+            .bind(now)
+            .bind(name.map(str::to_lowercase))
+            .execute(&mut **tx)
+            .await?;
+        Ok(id)
+    }
+
     pub(super) async fn insert_identity(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -313,18 +332,7 @@ impl TenantDb {
         let now = now_ms();
         let (survivor, created) = match owners.first() {
             Some(first) => (first.clone(), false),
-            None => {
-                let id = new_id();
-                sqlx::query("INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES ($1, $2, $3, $5, $4, $4)")
-                    .bind(&id)
-                    .bind(&self.tenant_id)
-                    .bind(name)
-                    .bind(now)
-                    .bind(name.map(str::to_lowercase))
-                    .execute(&mut **tx)
-                    .await?;
-                (id, true)
-            }
+            None => (self.insert_contact(tx, name, now).await?, true),
         };
         let mut merges = Vec::new();
         for other in owners.iter().skip(1) {

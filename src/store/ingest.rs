@@ -1,12 +1,13 @@
 //! Ingest in batches: the ingest writer (`crate::switch::writer`) stores the inbound
-//! messages that arrive together in one transaction. The common case — a known applicant
-//! writing again into their thread — takes set-based statements: per batch one read each
-//! for repeats, references, identities and threads, one position update and one insert of
-//! all events; per message only its row and its thread's update. Everything else (a new
-//! applicant, a reference to follow, identities to add or merge, a name to learn) goes
-//! through [`super::TenantDb::ingest_in`] one by one, in order — and so does every later message
-//! of the batch that shares an identity or an applicant with such a one (it may change
-//! what they resolve to).
+//! messages that arrive together in one transaction. The common cases — a known applicant
+//! writing again into their thread, a new applicant writing for the first time — take
+//! set-based statements: per batch one read each for repeats, references, identities and
+//! threads, one position update and one insert of all events; per message its row and its
+//! thread's update (and for a new applicant its contact, identities and thread). Everything
+//! else (a reference to follow, identities to add to or merge applicants, a name to learn,
+//! a responsible recruiter to check) goes through [`super::TenantDb::ingest_in`], in order —
+//! and so does every later message of the batch that shares an identity or an applicant
+//! with a new or single-path one (it must see what that one wrote).
 
 use std::collections::{HashMap, HashSet};
 
@@ -31,6 +32,9 @@ enum Plan {
         thread_id: String,
         contact_name: Option<String>,
     },
+    /// A new applicant (none of the sender's identities is known): contact, identities
+    /// and thread are created on the set-based path.
+    Fresh,
     /// Anything else: [`super::TenantDb::ingest_in`].
     Single,
 }
@@ -57,7 +61,7 @@ impl Db {
         let plans = self.plan(tx, jobs).await?;
         let known = plans
             .iter()
-            .filter(|p| matches!(p, Plan::Known { .. }))
+            .filter(|p| matches!(p, Plan::Known { .. } | Plan::Fresh))
             .count();
         metrics::counter!("ingest_set_based_total").increment(known as u64);
         let mut at = 0;
@@ -129,7 +133,7 @@ impl Db {
                 } else {
                     decide(j, &key, &stored, &refs, &owners, &threads)
                 };
-                if plans[i] == Plan::Single {
+                if matches!(plans[i], Plan::Single | Plan::Fresh) {
                     touched_keys.extend(keys());
                     touched_contacts.extend(keys().filter_map(|k| owners.get(&k)));
                 }
@@ -267,8 +271,8 @@ impl Db {
         Ok(out)
     }
 
-    /// Stores a run of messages planned `Known` or `Repeat`: two statements per message,
-    /// the rest once for the run.
+    /// Stores a run of messages planned `Known`, `Fresh` or `Repeat`: two statements per
+    /// known applicant's message (five or so for a new one), the rest once for the run.
     async fn store_known(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -278,7 +282,7 @@ impl Db {
         // Two events per stored message: `thread.message` and `thread.updated`.
         let mut needed: Vec<(&str, i64)> = Vec::new();
         for (j, p) in jobs.iter().zip(plans) {
-            if matches!(p, Plan::Known { .. }) {
+            if matches!(p, Plan::Known { .. } | Plan::Fresh) {
                 match needed.iter_mut().find(|(t, _)| *t == j.account.tenant_id) {
                     Some((_, n)) => *n += 2,
                     None => needed.push((&j.account.tenant_id, 2)),
@@ -294,7 +298,9 @@ impl Db {
         let mut rows: Vec<EventRow> = Vec::new();
         let mut out = Vec::with_capacity(jobs.len());
         let mut accounts: Vec<(&str, &str)> = Vec::new();
+        let mut queues: HashMap<(&str, Option<&str>), Option<String>> = HashMap::new();
         for (j, p) in jobs.iter().zip(plans) {
+            let mut created = false;
             let (thread_id, contact_name) = match p {
                 Plan::Repeat {
                     message_id,
@@ -309,14 +315,45 @@ impl Db {
                 Plan::Known {
                     thread_id,
                     contact_name,
-                } => (thread_id, contact_name),
+                } => (thread_id.clone(), contact_name.clone()),
+                Plan::Fresh => {
+                    let tdb = self.for_tenant(&j.account.tenant_id);
+                    let contact = tdb.insert_contact(tx, j.sender_name, now).await?;
+                    let mut keys: Vec<&super::IdentityKey> = Vec::new();
+                    for k in j.sender {
+                        if !keys.contains(&k) {
+                            tdb.insert_identity(tx, &contact, k).await?;
+                            keys.push(k);
+                        }
+                    }
+                    let queue = match &j.account.queue_id {
+                        Some(q) => Some(q.clone()),
+                        None => {
+                            let at = (j.account.tenant_id.as_str(), j.vacancy);
+                            match queues.get(&at) {
+                                Some(q) => q.clone(),
+                                None => {
+                                    let q = tdb.queue_for_vacancy(tx, j.vacancy).await?;
+                                    queues.insert(at, q.clone());
+                                    q
+                                }
+                            }
+                        }
+                    };
+                    let thread = tdb
+                        .insert_thread(tx, &contact, queue.as_deref(), j, now)
+                        .await?;
+                    created = true;
+                    (thread, j.sender_name.map(str::to_string))
+                }
                 Plan::Single => unreachable!("a run holds no single-path message"),
             };
+            let thread_id = &thread_id;
             let tenant = j.account.tenant_id.as_str();
             let tdb = self.for_tenant(tenant);
             let message = tdb.insert_inbound(tx, j, thread_id, now).await?;
             let mut thread = tdb.touch_thread_inbound(tx, j, thread_id, now).await?;
-            thread.contact_name = contact_name.clone();
+            thread.contact_name = contact_name;
             for r in j.refs {
                 tdb.add_ref(tx, r, thread_id).await?;
             }
@@ -349,7 +386,7 @@ impl Db {
             out.push(Ingested::Stored {
                 thread: Box::new(thread),
                 message: Box::new(message),
-                contact_created: false,
+                contact_created: created,
                 events,
             });
         }
@@ -407,6 +444,10 @@ fn decide(
         .any(|r| r.starts_with("thread:") || refs.contains(r.as_str()))
     {
         return Plan::Single; // the reference decides the thread
+    }
+    let known = |k: &super::IdentityKey| owners.contains_key(&(k.kind.as_str(), k.value.as_str()));
+    if j.assign_to.is_none() && !j.sender.iter().any(known) {
+        return Plan::Fresh;
     }
     let mut owner: Option<&String> = None;
     for k in j.sender {

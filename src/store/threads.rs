@@ -446,12 +446,27 @@ impl TenantDb {
         if let Some(t) = self.thread_of_contact(tx, &contact_id).await? {
             return Ok((t, created, false));
         }
-        let id = new_id();
-        let now = now_ms();
         let queue = match &input.account.queue_id {
             Some(q) => Some(q.clone()),
             None => self.queue_for_vacancy(tx, input.vacancy).await?,
         };
+        let id = self
+            .insert_thread(tx, &contact_id, queue.as_deref(), input, now_ms())
+            .await?;
+        Ok((id, created, true))
+    }
+
+    /// A new thread of `contact_id` for an inbound message (its first), in `queue`, or
+    /// straight to the message's `assign_to` when that is an active user.
+    pub(super) async fn insert_thread(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        contact_id: &str,
+        queue: Option<&str>,
+        input: &Inbound<'_>,
+        now: i64,
+    ) -> StoreResult<String> {
+        let id = new_id();
         let assignee: Option<String> = match input.assign_to {
             Some(u) => sqlx::query_scalar(
                 "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
@@ -469,18 +484,18 @@ impl TenantDb {
         )
         .bind(&id)
         .bind(&self.tenant_id)
-        .bind(&contact_id)
+        .bind(contact_id)
         .bind(queue)
         .bind(input.vacancy)
         .bind(now)
         .bind(assignee)
         .execute(&mut **tx)
         .await?;
-        Ok((id, created, true))
+        Ok(id)
     }
 
     /// The queue for new threads about `vacancy`, else the tenant's first queue.
-    async fn queue_for_vacancy(
+    pub(super) async fn queue_for_vacancy(
         &self,
         tx: &mut Transaction<'static, Any>,
         vacancy: Option<&str>,
