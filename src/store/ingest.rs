@@ -16,7 +16,10 @@ use sqlx::{Any, Transaction};
 use super::events::Audience;
 use super::rooms::to_json;
 use super::sends::{insert_events, reserve_positions, EventRow};
-use super::threads::{Inbound, Ingested};
+use super::threads::{
+    preview_of, Inbound, Ingested, MessageRow, Thread, ThreadMessage, ThreadRow, MESSAGE_COLUMNS,
+    THREAD_RETURNING,
+};
 use super::{now_ms, Db, StoreResult, StoredEvent};
 
 /// What a message of the batch needs.
@@ -271,51 +274,33 @@ impl Db {
         Ok(out)
     }
 
-    /// Stores a run of messages planned `Known`, `Fresh` or `Repeat`: two statements per
-    /// known applicant's message (five or so for a new one), the rest once for the run.
+    /// Stores a run of messages planned `Known`, `Fresh` or `Repeat`: one insert for all
+    /// their rows, one update for all their threads (each once, with its messages folded
+    /// in), one insert for all events; a new applicant adds its contact, identities and
+    /// thread. Events: `thread.message` for each message, then `thread.updated` once per
+    /// thread (it goes with the thread's last message of the run).
     async fn store_known(
         &self,
         tx: &mut Transaction<'static, Any>,
         jobs: &[Inbound<'_>],
         plans: &[Plan],
     ) -> StoreResult<Vec<Ingested>> {
-        // Two events per stored message: `thread.message` and `thread.updated`.
-        let mut needed: Vec<(&str, i64)> = Vec::new();
-        for (j, p) in jobs.iter().zip(plans) {
-            if matches!(p, Plan::Known { .. } | Plan::Fresh) {
-                match needed.iter_mut().find(|(t, _)| *t == j.account.tenant_id) {
-                    Some((_, n)) => *n += 2,
-                    None => needed.push((&j.account.tenant_id, 2)),
-                }
-            }
-        }
-        let last = reserve_positions(tx, self.backend(), &needed).await?;
-        let mut next: HashMap<&str, i64> = needed
-            .iter()
-            .map(|(t, n)| (*t, last.get(*t).copied().unwrap_or(0) - n + 1))
-            .collect();
         let now = now_ms();
-        let mut rows: Vec<EventRow> = Vec::new();
-        let mut out = Vec::with_capacity(jobs.len());
-        let mut accounts: Vec<(&str, &str)> = Vec::new();
+        // The thread of each message: known, or made now for a new applicant.
+        let mut slots: Vec<Option<Slot>> = Vec::with_capacity(jobs.len());
         let mut queues: HashMap<(&str, Option<&str>), Option<String>> = HashMap::new();
         for (j, p) in jobs.iter().zip(plans) {
-            let mut created = false;
-            let (thread_id, contact_name) = match p {
-                Plan::Repeat {
-                    message_id,
-                    thread_id,
-                } => {
-                    out.push(Ingested::Duplicate {
-                        thread_id: thread_id.clone(),
-                        message_id: message_id.clone(),
-                    });
-                    continue;
-                }
+            slots.push(match p {
+                Plan::Repeat { .. } => None,
                 Plan::Known {
                     thread_id,
                     contact_name,
-                } => (thread_id.clone(), contact_name.clone()),
+                } => Some(Slot {
+                    thread_id: thread_id.clone(),
+                    contact_name: contact_name.clone(),
+                    created: false,
+                    message_id: super::new_id(),
+                }),
                 Plan::Fresh => {
                     let tdb = self.for_tenant(&j.account.tenant_id);
                     let contact = tdb.insert_contact(tx, j.sender_name, now).await?;
@@ -340,61 +325,168 @@ impl Db {
                             }
                         }
                     };
-                    let thread = tdb
+                    let thread_id = tdb
                         .insert_thread(tx, &contact, queue.as_deref(), j, now)
                         .await?;
-                    created = true;
-                    (thread, j.sender_name.map(str::to_string))
+                    Some(Slot {
+                        thread_id,
+                        contact_name: j.sender_name.map(str::to_string),
+                        created: true,
+                        message_id: super::new_id(),
+                    })
                 }
                 Plan::Single => unreachable!("a run holds no single-path message"),
-            };
-            let thread_id = &thread_id;
-            let tenant = j.account.tenant_id.as_str();
-            let tdb = self.for_tenant(tenant);
-            let message = tdb.insert_inbound(tx, j, thread_id, now).await?;
-            let mut thread = tdb.touch_thread_inbound(tx, j, thread_id, now).await?;
-            thread.contact_name = contact_name;
-            for r in j.refs {
-                tdb.add_ref(tx, r, thread_id).await?;
-            }
-            if !accounts.contains(&(tenant, j.account.id.as_str())) {
-                accounts.push((tenant, &j.account.id));
-            }
-            let position = next.get_mut(tenant).expect("positions reserved");
-            let mut events = Vec::with_capacity(2);
-            for (kind, payload) in [
-                ("thread.message", to_json(&message)),
-                ("thread.updated", to_json(&thread)),
-            ] {
-                events.push(StoredEvent {
-                    position: *position,
-                    kind: kind.into(),
-                    audience: Audience::Tenant,
-                    payload: serde_json::value::RawValue::from_string(payload.clone())
-                        .expect("payload is JSON"),
-                    created_at: now,
-                });
-                rows.push(EventRow {
-                    tenant_id: tenant.to_string(),
-                    position: *position,
-                    kind,
-                    audience: Audience::Tenant,
-                    payload,
-                });
-                *position += 1;
-            }
-            out.push(Ingested::Stored {
-                thread: Box::new(thread),
-                message: Box::new(message),
-                contact_created: created,
-                events,
             });
         }
+        let mut messages = insert_messages(tx, jobs, &slots, now).await?;
+        // Each thread once: its message count and what its last message sets.
+        let mut folds: Vec<Fold> = Vec::new();
+        for (i, (j, slot)) in jobs.iter().zip(&slots).enumerate() {
+            let Some(slot) = slot else { continue };
+            let fold = match folds
+                .iter_mut()
+                .find(|f| f.thread_id == slot.thread_id && f.tenant_id == j.account.tenant_id)
+            {
+                Some(f) => f,
+                None => {
+                    folds.push(Fold {
+                        tenant_id: j.account.tenant_id.clone(),
+                        thread_id: slot.thread_id.clone(),
+                        count: 0,
+                        last: i,
+                        awaiting: false,
+                        subject: None,
+                        vacancy: None,
+                    });
+                    folds.last_mut().expect("just pushed")
+                }
+            };
+            fold.count += 1;
+            fold.last = i;
+            fold.awaiting |= !j.auto_submitted;
+            if j.subject.is_some() {
+                fold.subject = j.subject.map(str::to_string);
+            }
+            if fold.vacancy.is_none() {
+                fold.vacancy = j.vacancy.map(str::to_string);
+            }
+        }
+        let mut threads = update_threads(tx, jobs, &folds, now).await?;
+        for (j, slot) in jobs.iter().zip(&slots) {
+            if let Some(slot) = slot {
+                if let Some(t) = threads.get_mut(&slot.thread_id) {
+                    t.contact_name = slot.contact_name.clone();
+                }
+                for r in j.refs {
+                    self.for_tenant(&j.account.tenant_id)
+                        .add_ref(tx, r, &slot.thread_id)
+                        .await?;
+                }
+            }
+        }
+        // Positions: a message event per message, a thread event per thread.
+        let mut tenants: Vec<&str> = jobs
+            .iter()
+            .zip(&slots)
+            .filter(|(_, s)| s.is_some())
+            .map(|(j, _)| j.account.tenant_id.as_str())
+            .collect();
+        tenants.extend(
+            folds
+                .iter()
+                .map(|f| jobs[f.last].account.tenant_id.as_str()),
+        );
+        let mut needed: Vec<(&str, i64)> = Vec::new();
+        for tenant in tenants {
+            match needed.iter_mut().find(|(t, _)| *t == tenant) {
+                Some((_, n)) => *n += 1,
+                None => needed.push((tenant, 1)),
+            }
+        }
+        let last = reserve_positions(tx, self.backend(), &needed).await?;
+        let mut next: HashMap<&str, i64> = needed
+            .iter()
+            .map(|(t, n)| (*t, last.get(*t).copied().unwrap_or(0) - n + 1))
+            .collect();
+        let mut rows: Vec<EventRow> = Vec::new();
+        let mut events: Vec<Vec<StoredEvent>> = vec![Vec::new(); jobs.len()];
+        let mut event = |i: usize, kind: &'static str, payload: String| {
+            let tenant = jobs[i].account.tenant_id.as_str();
+            let position = next.get_mut(tenant).expect("positions reserved");
+            events[i].push(StoredEvent {
+                position: *position,
+                kind: kind.into(),
+                audience: Audience::Tenant,
+                payload: serde_json::value::RawValue::from_string(payload.clone())
+                    .expect("payload is JSON"),
+                created_at: now,
+            });
+            rows.push(EventRow {
+                tenant_id: tenant.to_string(),
+                position: *position,
+                kind,
+                audience: Audience::Tenant,
+                payload,
+            });
+            *position += 1;
+        };
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                let m = messages
+                    .get(&slot.message_id)
+                    .ok_or(super::StoreError::NotFound)?;
+                event(i, "thread.message", to_json(m));
+            }
+        }
+        for f in &folds {
+            let t = threads
+                .get(&f.thread_id)
+                .ok_or(super::StoreError::NotFound)?;
+            event(f.last, "thread.updated", to_json(t));
+        }
         insert_events(tx, &rows, now).await?;
+        let mut accounts: Vec<(&str, &str)> = Vec::new();
+        for (j, slot) in jobs.iter().zip(&slots) {
+            let key = (j.account.tenant_id.as_str(), j.account.id.as_str());
+            if slot.is_some() && !accounts.contains(&key) {
+                accounts.push(key);
+            }
+        }
         for (tenant, account) in accounts {
             self.for_tenant(tenant)
                 .touch_account_inbound(tx, account, now)
                 .await?;
+        }
+        let mut out = Vec::with_capacity(jobs.len());
+        for ((p, slot), events) in plans.iter().zip(slots).zip(events) {
+            out.push(match (p, slot) {
+                (
+                    Plan::Repeat {
+                        message_id,
+                        thread_id,
+                    },
+                    _,
+                ) => Ingested::Duplicate {
+                    thread_id: thread_id.clone(),
+                    message_id: message_id.clone(),
+                },
+                (_, Some(slot)) => Ingested::Stored {
+                    thread: Box::new(
+                        threads
+                            .get(&slot.thread_id)
+                            .cloned()
+                            .ok_or(super::StoreError::NotFound)?,
+                    ),
+                    message: Box::new(
+                        messages
+                            .remove(&slot.message_id)
+                            .ok_or(super::StoreError::NotFound)?,
+                    ),
+                    contact_created: slot.created,
+                    events,
+                },
+                (_, None) => unreachable!("every stored message has its slot"),
+            });
         }
         Ok(out)
     }
@@ -468,4 +560,143 @@ fn decide(
         thread_id: thread_id.clone(),
         contact_name: name.clone(),
     }
+}
+
+/// Where a message of a run goes.
+struct Slot {
+    thread_id: String,
+    contact_name: Option<String>,
+    /// The applicant is new.
+    created: bool,
+    message_id: String,
+}
+
+/// A thread's messages of a run, folded into one update.
+struct Fold {
+    tenant_id: String,
+    thread_id: String,
+    count: i64,
+    /// The index of its last message (whose account, time and preview the thread takes).
+    last: usize,
+    /// Some message was not automatic: the thread awaits a reply.
+    awaiting: bool,
+    /// The last subject given.
+    subject: Option<String>,
+    /// The first vacancy given (a thread keeps its first).
+    vacancy: Option<String>,
+}
+
+/// Rows per multi-row statement.
+const CHUNK: usize = 100;
+
+/// The rows of a run's messages, in one insert per hundred; by id.
+async fn insert_messages(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[Inbound<'_>],
+    slots: &[Option<Slot>],
+    now: i64,
+) -> StoreResult<HashMap<String, ThreadMessage>> {
+    let stored: Vec<(&Inbound<'_>, &Slot)> = jobs
+        .iter()
+        .zip(slots)
+        .filter_map(|(j, s)| s.as_ref().map(|s| (j, s)))
+        .collect();
+    let mut out = HashMap::with_capacity(stored.len());
+    for chunk in stored.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
+             channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
+             auto_submitted, created_at, updated_at, display_text) VALUES {} RETURNING {MESSAGE_COLUMNS}",
+            values(chunk.len(), 18)
+        );
+        let mut q = sqlx::query_as::<_, MessageRow>(&sql);
+        for (j, slot) in chunk {
+            q = q
+                .bind(slot.message_id.clone())
+                .bind(j.account.tenant_id.clone())
+                .bind(slot.thread_id.clone())
+                .bind(slot.thread_id.clone())
+                .bind("in")
+                .bind(j.account.id.clone())
+                .bind(j.account.kind.clone())
+                .bind(j.remote_address.map(str::to_string))
+                .bind(j.subject.map(str::to_string))
+                .bind(j.text.to_string())
+                .bind(j.html.map(str::to_string))
+                .bind(j.text.to_lowercase())
+                .bind(to_json(&j.attachments))
+                .bind(j.external_id.to_string())
+                .bind(i64::from(j.auto_submitted))
+                .bind(now)
+                .bind(now)
+                .bind(j.display_text.map(str::to_string));
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let m: ThreadMessage = row.into();
+            out.insert(m.id.clone(), m);
+        }
+    }
+    Ok(out)
+}
+
+/// Every thread of a run once, in one update per hundred (the values of all in a CTE);
+/// by id, without `contact_name`.
+async fn update_threads(
+    tx: &mut Transaction<'static, Any>,
+    jobs: &[Inbound<'_>],
+    folds: &[Fold],
+    now: i64,
+) -> StoreResult<HashMap<String, Thread>> {
+    let returning = THREAD_RETURNING
+        .split(", ")
+        .map(|c| {
+            let c = c.trim();
+            if c.starts_with("CAST(") {
+                c.to_string()
+            } else {
+                format!("threads.{c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = HashMap::with_capacity(folds.len());
+    for chunk in folds.chunks(CHUNK) {
+        let sql = format!(
+            "WITH v (tenant_id, id, n, account_id, kind, at, awaiting, preview, subject, vacancy) AS (VALUES {}) \
+             UPDATE threads SET state = 'open', resolved_at = NULL, unread = threads.unread + v.n, \
+             last_channel_account_id = v.account_id, last_channel_kind = v.kind, last_message_at = v.at, \
+             last_inbound_at = v.at, awaiting_reply_since = COALESCE(threads.awaiting_reply_since, v.awaiting), \
+             first_inbound_at = COALESCE(threads.first_inbound_at, v.at), \
+             waiting_since = CASE WHEN threads.assignee_id IS NULL THEN COALESCE(threads.waiting_since, v.at) ELSE NULL END, \
+             preview = v.preview, subject = COALESCE(v.subject, threads.subject), \
+             vacancy = COALESCE(threads.vacancy, v.vacancy), updated_at = v.at \
+             FROM v WHERE threads.tenant_id = v.tenant_id AND threads.id = v.id RETURNING {returning}",
+            values(chunk.len(), 10)
+        );
+        let mut q = sqlx::query_as::<_, ThreadRow>(&sql);
+        for f in chunk {
+            let last = &jobs[f.last];
+            q = q
+                .bind(f.tenant_id.clone())
+                .bind(f.thread_id.clone())
+                .bind(f.count)
+                .bind(last.account.id.clone())
+                .bind(last.account.kind.clone())
+                .bind(now)
+                .bind(f.awaiting.then_some(now))
+                .bind(preview_of(last.text))
+                .bind(f.subject.clone())
+                .bind(f.vacancy.clone());
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let t: Thread = row.into();
+            out.insert(t.id.clone(), t);
+        }
+    }
+    Ok(out)
+}
+
+/// `($1, …, $c), ($c+1, …)` — `rows` rows of `columns` placeholders.
+fn values(rows: usize, columns: usize) -> String {
+    super::sends::placeholders(rows, columns)
 }

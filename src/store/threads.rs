@@ -291,7 +291,7 @@ pub struct ThreadFilter<'a> {
     pub limit: i64,
 }
 
-fn preview_of(text: &str) -> String {
+pub(super) fn preview_of(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     line.chars().take(140).collect()
 }
