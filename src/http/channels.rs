@@ -397,7 +397,7 @@ async fn verified_account(
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(refuse("unknown account or bad signature"));
     }
-    let account = match state.db.channel_account_any_tenant(id).await {
+    let account = match state.db.hook_account(id).await {
         Ok(a) => a,
         Err(StoreError::NotFound) => return Err(refuse("unknown account or bad signature")),
         Err(e) => return Err(e.into()),
@@ -528,7 +528,7 @@ async fn provider_account(state: &AppState, id: &str, provider: &str) -> ApiResu
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(refuse());
     }
-    match state.db.channel_account_any_tenant(id).await {
+    match state.db.hook_account(id).await {
         Ok(a) if a.provider == provider && a.secret.is_some() => Ok(a),
         Ok(_) | Err(StoreError::NotFound) => Err(refuse()),
         Err(e) => Err(e.into()),

@@ -9,6 +9,9 @@ use super::events::{push_event, Audience, StoredEvent};
 use super::rooms::to_json;
 use super::{new_id, now_ms, to_time, Db, StoreError, StoreResult, TenantDb};
 
+/// How long a hook's copy of an account is used (see [`Db::hook_account`]).
+pub const HOOK_ACCOUNT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChannelAccount {
     pub id: String,
@@ -241,6 +244,31 @@ impl Db {
         Ok(row.into())
     }
 
+    /// The account a provider's hook names, kept for [`HOOK_ACCOUNT_TTL`]: a busy hook
+    /// (thousands of requests a second) reads it once a moment instead of on every
+    /// request. A change made on this node is seen at once (the copy is dropped); one made
+    /// on another node within the TTL.
+    pub async fn hook_account(&self, id: &str) -> StoreResult<ChannelAccount> {
+        let now = std::time::Instant::now();
+        if let Some((at, a)) = self.hook_accounts.lock().expect("not poisoned").get(id) {
+            if now.duration_since(*at) < HOOK_ACCOUNT_TTL {
+                return Ok(a.clone());
+            }
+        }
+        let a = self.channel_account_any_tenant(id).await?;
+        let mut cache = self.hook_accounts.lock().expect("not poisoned");
+        if cache.len() >= 10_000 {
+            cache.retain(|_, (at, _)| now.duration_since(*at) < HOOK_ACCOUNT_TTL);
+        }
+        cache.insert(id.to_string(), (now, a.clone()));
+        Ok(a)
+    }
+
+    /// Drops the hooks' copy of an account (it changed).
+    pub(super) fn forget_hook_account(&self, id: &str) {
+        self.hook_accounts.lock().expect("not poisoned").remove(id);
+    }
+
     /// Every enabled account (for sweeps).
     pub async fn all_channel_accounts(&self) -> StoreResult<Vec<ChannelAccount>> {
         let rows: Vec<AccountRow> = sqlx::query_as(&format!(
@@ -340,6 +368,7 @@ impl TenantDb {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.db.forget_hook_account(id);
         self.channel_account(id).await
     }
 
@@ -413,6 +442,7 @@ impl TenantDb {
             return Err(StoreError::NotFound);
         }
         tx.commit().await?;
+        self.db.forget_hook_account(id);
         self.channel_account(id).await
     }
 

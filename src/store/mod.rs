@@ -176,7 +176,14 @@ pub struct Db {
     /// polling for the file lock (which makes latency spiky) or failing when a reading
     /// transaction cannot upgrade. `None` on PostgreSQL, which locks rows.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// Channel accounts as the provider hooks read them (see
+    /// [`Db::hook_account`]), for a moment.
+    hook_accounts: HookAccounts,
 }
+
+/// Channel accounts by id with when they were read.
+type HookAccounts =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, ChannelAccount)>>>;
 
 /// Held for the length of a write transaction (see [`Db`]'s `write_gate`).
 pub(crate) type WriteGate = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -230,6 +237,7 @@ impl Db {
             writer,
             backend,
             write_gate,
+            hook_accounts: Arc::default(),
         })
     }
 
