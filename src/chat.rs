@@ -191,6 +191,21 @@ impl Chat {
         Ok(())
     }
 
+    /// A staff member types in an applicant's thread: the tenant's other staff see it.
+    pub async fn typing_in_thread(&self, who: &Principal, thread_id: &str) -> ApiResult<()> {
+        if uuid::Uuid::parse_str(thread_id).is_err() {
+            return Err(ApiError::NotFound);
+        }
+        let thread = self.hub.db().for_principal(who).thread(thread_id).await?;
+        let frame =
+            serde_json::json!({"type": "typing", "thread_id": thread.id, "user_id": who.user_id()})
+                .to_string();
+        self.hub
+            .publish_ephemeral(who.tenant_id(), None, Some(who.user_id()), frame)
+            .await;
+        Ok(())
+    }
+
     pub async fn mark_read(
         &self,
         who: &Principal,

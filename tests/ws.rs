@@ -515,6 +515,68 @@ async fn typing_reaches_the_other_members_only() {
 }
 
 #[tokio::test]
+async fn typing_in_an_applicant_thread_reaches_the_other_staff() {
+    let t = team().await;
+    let ch = t
+        .app
+        .channel(&t.ws, "sms", "http://127.0.0.1:9/unused", json!({}))
+        .await;
+    let thread = t
+        .app
+        .inbound_ok(
+            &ch,
+            json!({"id": "e1", "from": {"phone": "+375291112233"}, "text": "Добрый день"}),
+        )
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    let mut petr = WsClient::connect(&t.app.base, &t.petr.1, None).await;
+    for c in [&mut olga, &mut ivan, &mut petr] {
+        c.next_of("live", None).await;
+    }
+    olga.send(json!({"type": "typing", "thread_id": thread}))
+        .await;
+    for c in [&mut ivan, &mut petr] {
+        let typing = c.next_of("typing", None).await;
+        assert_eq!(typing["thread_id"], thread.as_str());
+        assert_eq!(typing["user_id"], t.olga.0.id.as_str());
+        assert!(typing.get("room_id").is_none(), "{typing}");
+    }
+    olga.quiet("typing", Duration::from_millis(200)).await;
+    // A thread of another tenant (or none) is not found; both or neither is malformed.
+    let other = t.app.workspace("elsewhere").await;
+    let ch2 = t
+        .app
+        .channel(&other, "sms", "http://127.0.0.1:9/unused", json!({}))
+        .await;
+    let foreign = t
+        .app
+        .inbound_ok(
+            &ch2,
+            json!({"id": "e2", "from": {"phone": "+375291112234"}, "text": "Здравствуйте"}),
+        )
+        .await["thread_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    olga.send(json!({"type": "typing", "thread_id": foreign, "ref": "f"}))
+        .await;
+    let e = olga.next_of("error", None).await;
+    assert_eq!(e["code"], "not_found", "{e}");
+    olga.send(json!({"type": "typing", "thread_id": thread, "room_id": t.room, "ref": "b"}))
+        .await;
+    let e = olga.next_of("error", None).await;
+    assert_eq!(e["code"], "malformed_frame", "{e}");
+    olga.send(json!({"type": "typing", "ref": "n"})).await;
+    let e = olga.next_of("error", None).await;
+    assert_eq!(e["code"], "malformed_frame", "{e}");
+    ivan.quiet("typing", Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
 async fn read_receipts_and_unread_counters() {
     let t = team().await;
     let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;

@@ -563,9 +563,13 @@ async fn handle_frame(
                 let sent = ctx.chat.edit(principal, None, &message_id, None).await?;
                 Ok(Some(ack(json!({"message_id": sent.message.id, "position": sent.events.first().map(|e| e.position)}))))
             }
-            ClientFrame::Typing { room_id, .. } => {
+            ClientFrame::Typing { room_id, thread_id, .. } => {
                 ctx.hub.activity(tenant, principal.user_id());
-                ctx.chat.typing(principal, &room_id).await?;
+                match (room_id, thread_id) {
+                    (Some(room), None) => ctx.chat.typing(principal, &room).await?,
+                    (None, Some(thread)) => ctx.chat.typing_in_thread(principal, &thread).await?,
+                    _ => return Err(ApiError::BadRequest { code: "malformed_frame", message: "typing names either a room_id or a thread_id".into() }),
+                }
                 Ok(None)
             }
             ClientFrame::Read { room_id, message_id, .. } => {

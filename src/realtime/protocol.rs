@@ -75,8 +75,10 @@ pub enum ClientFrame {
         #[serde(rename = "ref")]
         reference: Option<String>,
     },
+    /// In a staff room (`room_id`) or in an applicant's thread (`thread_id`): one of them.
     Typing {
-        room_id: String,
+        room_id: Option<String>,
+        thread_id: Option<String>,
         #[serde(rename = "ref")]
         reference: Option<String>,
     },
