@@ -381,3 +381,85 @@ async fn a_merge_that_a_later_merge_built_on_cannot_be_undone_first() {
         assert_eq!(got["identities"].as_array().unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn applicants_who_may_be_one_person_are_suggested_for_a_merge() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let create = |body: Value| {
+        let app = &app;
+        let token = ws.access();
+        async move {
+            let r = app.post_json("/api/v1/contacts", Some(&token), body).await;
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let anna = create(json!({"name": "Анна Петрова", "identities": [
+        {"kind": "phone", "value": "+375 29 123-45-67"}, {"kind": "email", "value": "anna_petrova@mail.ru"}]}))
+    .await;
+    // Same name in another case; same mailbox name elsewhere; the same number under the
+    // Russian code; and two who only look alike (a shorter mailbox name, another number).
+    let by_name = create(
+        json!({"name": "анна петрова", "identities": [{"kind": "telegram", "value": "anna_p"}]}),
+    )
+    .await;
+    let by_mail =
+        create(json!({"identities": [{"kind": "email", "value": "Anna_Petrova@gmail.com"}]})).await;
+    let by_phone =
+        create(json!({"identities": [{"kind": "phone", "value": "+7 291 234 567"}]})).await;
+    create(
+        json!({"name": "Анна", "identities": [{"kind": "email", "value": "anna@gmail.com"},
+        {"kind": "phone", "value": "+375 29 765-43-21"}]}),
+    )
+    .await;
+    // A `%` or `_` in a mailbox name is a character, not a wildcard.
+    create(json!({"identities": [{"kind": "email", "value": "annaxpetrova@yandex.ru"}]})).await;
+    let path = format!(
+        "/api/v1/contacts/{}/suggestions",
+        anna["id"].as_str().unwrap()
+    );
+    let s = json_of(app.get(&path, &ws.access()).await).await;
+    let mut got: Vec<(String, Vec<String>)> = s
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["contact"]["id"].as_str().unwrap().to_string(),
+                serde_json::from_value(x["reasons"].clone()).unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (
+            by_name["id"].as_str().unwrap().to_string(),
+            vec!["same_name".to_string()],
+        ),
+        (
+            by_mail["id"].as_str().unwrap().to_string(),
+            vec!["same_email_local_part".to_string()],
+        ),
+        (
+            by_phone["id"].as_str().unwrap().to_string(),
+            vec!["same_phone".to_string()],
+        ),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{s}");
+    // Merged: no longer suggested.
+    let r = app
+        .post_json(
+            &format!("/api/v1/contacts/{}/merge", anna["id"].as_str().unwrap()),
+            Some(&ws.access()),
+            json!({"contact_id": by_name["id"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let s = json_of(app.get(&path, &ws.access()).await).await;
+    assert_eq!(s.as_array().unwrap().len(), 2, "{s}");
+    // Another tenant neither sees the applicant nor gets suggestions from this one.
+    let other = app.workspace("other").await;
+    assert_error(app.get(&path, &other.access()).await, 404, "not_found").await;
+}

@@ -2,14 +2,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{AuthUser, Json, Query};
-use super::AppState;
+use super::{valid_id, AppState};
 use crate::auth::service::ClientInfo;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::store::{Contact, ContactMerge, IdentityKey, NewAuditEntry};
@@ -18,6 +18,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(search, create))
         .routes(routes!(get_contact))
+        .routes(routes!(suggestions))
         .routes(routes!(add_identity))
         .routes(routes!(merge))
         .routes(routes!(merges))
@@ -116,6 +117,31 @@ async fn create(
     params(("contact_id" = String, Path)), responses((status = 200, body = Contact), (status = 404, body = ErrorBody)))]
 async fn get_contact(user: AuthUser, Path(id): Path<String>) -> ApiResult<axum::Json<Contact>> {
     Ok(axum::Json(user.db.contact(&id).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MergeSuggestion {
+    pub contact: Contact,
+    /// `same_name`, `same_phone` (the same last nine digits), `same_email_local_part`.
+    pub reasons: Vec<&'static str>,
+}
+
+/// Applicants who may be the same person (for a recruiter to merge), at most ten.
+#[utoipa::path(get, path = "/contacts/{contact_id}/suggestions", tag = "contacts", security(("bearer" = [])),
+    params(("contact_id" = String, Path)),
+    responses((status = 200, body = [MergeSuggestion]), (status = 404, body = ErrorBody)))]
+async fn suggestions(
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<MergeSuggestion>>> {
+    valid_id(&id)?;
+    let found = user.db.merge_suggestions(&id).await?;
+    Ok(axum::Json(
+        found
+            .into_iter()
+            .map(|(contact, reasons)| MergeSuggestion { contact, reasons })
+            .collect(),
+    ))
 }
 
 /// Add a phone, email or board id to an applicant.

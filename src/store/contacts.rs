@@ -578,6 +578,90 @@ impl TenantDb {
     }
 
     /// Merges that made this applicant what it is (as survivor or merged), newest first.
+    /// Applicants who may be the same person as `contact_id` — for a recruiter to merge
+    /// (equal identities merge by themselves). Reasons: `same_name` (the same name, any
+    /// case), `same_phone` (the same last nine digits under another country code or
+    /// prefix), `same_email_local_part` (the same mailbox name at another domain). At
+    /// most ten, the most reasons first.
+    pub async fn merge_suggestions(
+        &self,
+        contact_id: &str,
+    ) -> StoreResult<Vec<(Contact, Vec<&'static str>)>> {
+        let mut tx = self.pool().begin().await?;
+        let me = self.contact_in(&mut tx, contact_id).await?;
+        let mut found: Vec<(String, Vec<&'static str>)> = Vec::new();
+        let mut add = |id: String, reason: &'static str| {
+            if id == me.id {
+                return;
+            }
+            match found.iter_mut().find(|(c, _)| *c == id) {
+                Some((_, r)) if !r.contains(&reason) => r.push(reason),
+                Some(_) => {}
+                None => found.push((id, vec![reason])),
+            }
+        };
+        if let Some(name) = me.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM contacts WHERE tenant_id = $1 AND name_search = $2 AND merged_into IS NULL \
+                 ORDER BY updated_at DESC LIMIT 20",
+            )
+            .bind(&self.tenant_id)
+            .bind(name.to_lowercase())
+            .fetch_all(&mut *tx)
+            .await?;
+            ids.into_iter().for_each(|id| add(id, "same_name"));
+        }
+        let like = |s: &str| {
+            s.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        };
+        for i in &me.identities {
+            let (kind, pattern, reason) = match i.kind.as_str() {
+                "phone" => {
+                    let digits: String = i.value.chars().filter(char::is_ascii_digit).collect();
+                    if digits.len() < 9 {
+                        continue;
+                    }
+                    (
+                        "phone",
+                        format!("%{}", &digits[digits.len() - 9..]),
+                        "same_phone",
+                    )
+                }
+                "email" => match i.value.split_once('@') {
+                    Some((local, _)) if local.len() >= 3 => (
+                        "email",
+                        format!("{}@%", like(local)),
+                        "same_email_local_part",
+                    ),
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT i.contact_id FROM identities i JOIN contacts c ON c.id = i.contact_id \
+                 WHERE i.tenant_id = $1 AND i.kind = $2 AND i.value LIKE $3 ESCAPE '\\' AND i.value <> $4 \
+                 AND c.merged_into IS NULL LIMIT 20",
+            )
+            .bind(&self.tenant_id)
+            .bind(kind)
+            .bind(pattern)
+            .bind(&i.value)
+            .fetch_all(&mut *tx)
+            .await?;
+            ids.into_iter().for_each(|id| add(id, reason));
+        }
+        found.sort_by_key(|(_, r)| std::cmp::Reverse(r.len()));
+        found.truncate(10);
+        let mut out = Vec::with_capacity(found.len());
+        for (id, reasons) in found {
+            out.push((self.contact_in(&mut tx, &id).await?, reasons));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     pub async fn contact_merges(&self, contact_id: &str) -> StoreResult<Vec<ContactMerge>> {
         let rows: Vec<MergeRow> = sqlx::query_as(
             "SELECT id, survivor_id, merged_id, moved_identities, actor_user_id, reason, at, undone_at \
