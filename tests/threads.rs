@@ -1465,3 +1465,99 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         "known applicants took the set-based path"
     );
 }
+
+#[tokio::test]
+async fn a_recruiter_adds_and_changes_their_own_mailbox_but_nothing_else() {
+    let app = spawn_app().await;
+    let ws = app.workspace("acme").await;
+    let olga = app
+        .create_user(&ws.tenant, "olga@acme.test", Role::Recruiter)
+        .await;
+    let ivan = app
+        .create_user(&ws.tenant, "ivan@acme.test", Role::Recruiter)
+        .await;
+    let olga_tok = app.login("acme", &olga.email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ivan_tok = app.login("acme", &ivan.email, PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let server = |port: u16| {
+        json!({"host": "127.0.0.1", "port": port, "security": "plain",
+                                    "username": "olga", "password": "secret-pw"})
+    };
+    let mailbox = |extra: Value| {
+        let mut b = json!({"kind": "email", "provider": "email", "name": "Ольга", "address": "olga@acme.test",
+            "settings": {"smtp": server(9), "imap": server(9), "address": "olga@acme.test",
+                         "display_name": "Ольга"}});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let r = app
+        .post_json(
+            "/api/v1/channel-accounts",
+            Some(&olga_tok),
+            mailbox(json!({})),
+        )
+        .await;
+    let status = r.status();
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    let id = created["account"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["account"]["owner_user_id"], olga.id.as_str());
+    assert_eq!(created["account"]["settings"]["smtp"]["password"], "");
+    // Not for someone else, not another kind, not into a queue.
+    for body in [
+        mailbox(json!({"owner_user_id": ivan.id})),
+        mailbox(json!({"owner_user_id": ws.admin.id})),
+        json!({"kind": "sms", "provider": "webhook", "name": "x", "address": "+70000000000",
+               "settings": {"url": "http://127.0.0.1:9/"}}),
+    ] {
+        assert_error(
+            app.post_json("/api/v1/channel-accounts", Some(&olga_tok), body)
+                .await,
+            403,
+            "forbidden",
+        )
+        .await;
+    }
+    // The owner renames it and switches it off; another recruiter cannot touch it.
+    let path = format!("/api/v1/channel-accounts/{id}");
+    let r = app
+        .request(
+            Method::PATCH,
+            &path,
+            &olga_tok,
+            Some(json!({"name": "Ольга (личный)", "enabled": false})),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["name"], "Ольга (личный)", "{v}");
+    assert_eq!(v["enabled"], false);
+    assert_error(
+        app.request(
+            Method::PATCH,
+            &path,
+            &ivan_tok,
+            Some(json!({"enabled": true})),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // The admin still can.
+    let r = app
+        .request(
+            Method::PATCH,
+            &path,
+            &ws.access(),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+}

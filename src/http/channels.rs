@@ -161,16 +161,30 @@ pub struct AccountWithSecret {
     pub secret: String,
 }
 
-/// Add a channel account (admins). The answer carries the webhook signing secret once.
+/// Add a channel account (admins; anyone their own mailbox: `kind` and `provider` email,
+/// no queue, `owner_user_id` themselves or left out). The answer carries the webhook
+/// signing secret once.
 #[utoipa::path(post, path = "/channel-accounts", tag = "channels", security(("bearer" = [])),
     request_body = CreateAccount,
     responses((status = 201, body = AccountWithSecret), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_account(
     user: AuthUser,
     client: ClientInfo,
-    Json(req): Json<CreateAccount>,
+    Json(mut req): Json<CreateAccount>,
 ) -> ApiResult<(StatusCode, axum::Json<AccountWithSecret>)> {
-    user.principal.require(Role::Admin)?;
+    // Everyone may add their own mailbox (a personal sender); the rest is the admins'.
+    let own_mailbox = req.kind == "email"
+        && req.provider == "email"
+        && req.queue_id.is_none()
+        && req
+            .owner_user_id
+            .as_deref()
+            .is_none_or(|o| o == user.principal.user_id());
+    if own_mailbox && !user.principal.has_role(Role::Admin) {
+        req.owner_user_id = Some(user.principal.user_id().to_string());
+    } else {
+        user.principal.require(Role::Admin)?;
+    }
     if !["sms", "email", "board", "chat"].contains(&req.kind.as_str()) {
         return Err(ApiError::unprocessable(
             "invalid_field",
@@ -295,7 +309,7 @@ async fn get_account(
     Ok(axum::Json(user.db.channel_account(&id).await?))
 }
 
-/// Change a channel account (admins).
+/// Change a channel account (admins; the owner their personal mailbox, but its queue).
 #[utoipa::path(patch, path = "/channel-accounts/{account_id}", tag = "channels", security(("bearer" = [])),
     params(("account_id" = String, Path)), request_body = ChannelAccountPatch,
     responses((status = 200, body = ChannelAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -304,9 +318,15 @@ async fn update_account(
     Path(id): Path<String>,
     Json(req): Json<ChannelAccountPatch>,
 ) -> ApiResult<axum::Json<ChannelAccount>> {
-    user.principal.require(Role::Admin)?;
     valid_id(&id)?;
     let current = user.db.channel_account(&id).await?;
+    // The owner of a personal mailbox changes it (not its queue); the rest is the admins'.
+    let own_mailbox = current.provider == "email"
+        && current.owner_user_id.as_deref() == Some(user.principal.user_id())
+        && req.queue_id.is_none();
+    if !own_mailbox {
+        user.principal.require(Role::Admin)?;
+    }
     if let Some(n) = &req.name {
         check_len("name", n, 200)?;
     }
