@@ -205,8 +205,8 @@ impl Db {
         let mut found = HashSet::new();
         for chunk in batch.chunks(INSERT_CHUNK) {
             let sql = format!(
-                "SELECT tenant_id, room_id, user_id FROM room_members WHERE (tenant_id, room_id, user_id) IN (VALUES {})",
-                placeholders(chunk.len(), 3)
+                "SELECT tenant_id, room_id, user_id FROM room_members WHERE {}",
+                any_of(&["tenant_id", "room_id", "user_id"], chunk.len())
             );
             let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
             for job in chunk {
@@ -230,9 +230,8 @@ impl Db {
         let mut found = HashMap::new();
         for chunk in keyed.chunks(INSERT_CHUNK) {
             let sql = format!(
-                "SELECT tenant_id, author_id, client_message_id, id FROM room_messages \
-                 WHERE (tenant_id, author_id, client_message_id) IN (VALUES {})",
-                placeholders(chunk.len(), 3)
+                "SELECT tenant_id, author_id, client_message_id, id FROM room_messages WHERE {}",
+                any_of(&["tenant_id", "author_id", "client_message_id"], chunk.len())
             );
             let mut q = sqlx::query_as::<_, (String, String, String, String)>(&sql);
             for job in chunk {
@@ -371,6 +370,24 @@ pub(super) async fn reserve_positions(
         last.insert(t, p);
     }
     Ok(last)
+}
+
+/// `(a = $1 AND b = $2 …) OR (a = $4 …)` for `rows` rows of values: each term is one
+/// lookup in a unique index on those columns. (A row value `IN (VALUES …)` reads the whole
+/// table on SQLite.)
+pub(super) fn any_of(columns: &[&str], rows: usize) -> String {
+    let n = columns.len();
+    (0..rows)
+        .map(|r| {
+            let terms: Vec<String> = columns
+                .iter()
+                .enumerate()
+                .map(|(c, name)| format!("{name} = ${}", r * n + c + 1))
+                .collect();
+            format!("({})", terms.join(" AND "))
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ")
 }
 
 pub(super) fn placeholders(rows: usize, columns: usize) -> String {
