@@ -172,14 +172,21 @@ function Suggestions({
   const confirmRef = useRef<HTMLButtonElement>(null);
   const mergeRefs = useRef(new Map<string, HTMLButtonElement>());
 
-  // The confirmation takes the focus; cancelling gives it back to the Merge button.
+  const [returnTo, setReturnTo] = useState<string | null>(null);
+
+  // The confirmation takes the focus; cancelling gives it back to the Merge button (once it
+  // is rendered again).
   useEffect(() => {
     if (asking) confirmRef.current?.focus();
-  }, [asking]);
+    else if (returnTo) {
+      mergeRefs.current.get(returnTo)?.focus();
+      setReturnTo(null);
+    }
+  }, [asking, returnTo]);
 
   const cancel = (id: string) => {
     setAsking(null);
-    mergeRefs.current.get(id)?.focus();
+    setReturnTo(id);
   };
 
   return (
