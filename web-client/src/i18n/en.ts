@@ -331,7 +331,7 @@ export const en: Dictionary = {
   'mailbox.passwordsAgain': 'Passwords are not shown: enter them again to save the changes.',
   'mailbox.create': 'Add',
   'mailbox.save': 'Save',
-  'mailbox.created': 'Mailbox added. Its state shows after the first check.',
+  'mailbox.created': 'Mailbox added.',
   'mailbox.saved': 'Saved.',
   'mailbox.bad.address': 'The address must be an email address.',
   'mailbox.bad.displayName': 'Enter the sender name.',

@@ -333,7 +333,7 @@ export const ru = {
   'mailbox.passwordsAgain': 'Пароли не показываются: введите их снова, чтобы сохранить изменения.',
   'mailbox.create': 'Добавить',
   'mailbox.save': 'Сохранить',
-  'mailbox.created': 'Почта добавлена. Её состояние появится после первой проверки.',
+  'mailbox.created': 'Почта добавлена.',
   'mailbox.saved': 'Сохранено.',
   'mailbox.bad.address': 'Адрес должен быть адресом почты.',
   'mailbox.bad.displayName': 'Укажите имя отправителя.',

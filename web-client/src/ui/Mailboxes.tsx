@@ -133,15 +133,16 @@ function MailboxFormView({
 }) {
   const { t } = useI18n();
   const [form, setForm] = useState<MailboxForm>(initial);
-  const [problems, setProblems] = useState<string[]>([]);
+  // After a first try the problems follow the form as it is corrected.
+  const [tried, setTried] = useState(false);
+  const problems = tried ? mailboxProblems(form) : [];
   const [busy, setBusy] = useState(false);
   const prefix = editing ? 'mailbox-edit' : 'mailbox-new';
 
   async function save(e: FormEvent) {
     e.preventDefault();
-    const found = mailboxProblems(form);
-    setProblems(found);
-    if (found.length) return;
+    setTried(true);
+    if (mailboxProblems(form).length) return;
     setBusy(true);
     try {
       await onSubmit(form);
