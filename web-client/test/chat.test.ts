@@ -143,6 +143,9 @@ describe('chat state', () => {
     s = chatReducer(s, { type: 'frame', frame: { type: 'typing', room_id: 'r1', user_id: IVAN }, now: 1000 });
     s = chatReducer(s, { type: 'typing_expire', now: 1000 + TYPING_TTL_MS + 1 });
     expect(s.typing).toEqual({});
+    // A thread's typing notice is the inbox's, not a room's.
+    s = chatReducer(s, { type: 'frame', frame: { type: 'typing', thread_id: 't1', user_id: IVAN }, now: 1000 });
+    expect(s.typing).toEqual({});
   });
 
   it('a_pending_send_ends_when_its_message_arrives_and_is_not_duplicated', () => {

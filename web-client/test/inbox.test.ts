@@ -6,10 +6,12 @@ import {
   initialInboxState,
   listThreads,
   noticesFor,
+  threadTypingUsers,
   timelineEntries,
   unreadThreads,
 } from '../src/state/inbox';
 import type { InboxAction, InboxState } from '../src/state/inbox';
+import { TYPING_TTL_MS } from '../src/state/chat';
 
 const ME = 'u-me';
 const OTHER = 'u-other';
@@ -189,6 +191,26 @@ describe('inbox list', () => {
     expect(r.order).not.toContain('b');
   });
 
+  it('an_undone_merge_brings_the_thread_back_and_drops_both_timelines', () => {
+    let s = loaded([thread('a', { last_message_at: at(2) }), thread('b', { last_message_at: at(1) })], { ...DEFAULT_FILTER, scope: 'all' });
+    s = run(s, { type: 'open_thread', threadId: 'a' }, { type: 'frame', frame: ev('thread.updated', thread('b', { merged_into: 'a', updated_at: at(3) })) });
+    s = run(s, { type: 'timeline_loaded', threadId: 'a', page: [msg('m1', { thread_id: 'a' }), msg('m2', { thread_id: 'a' })], limit: 50, replace: true });
+    expect(s.order).toEqual(['a']);
+    // The undo: the merged thread stands on its own again, and took its messages back.
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('b', { merged_into: null, updated_at: at(4) })) });
+    expect(s.order).toEqual(['a', 'b']);
+    expect(s.openThreadId).toBe('a');
+    expect(s.timelines.a).toBeUndefined();
+    // A client that never held the merged copy learns it from contact.merge_undone.
+    let r = loaded([thread('a', { last_message_at: at(2), contact_id: 'c-a' })], { ...DEFAULT_FILTER, scope: 'all' });
+    r = run(r, { type: 'timeline_loaded', threadId: 'a', page: [msg('m1', { thread_id: 'a' })], limit: 50, replace: true });
+    r = run(r, { type: 'timeline_loaded', threadId: 'x', page: [msg('m9', { thread_id: 'x' })], limit: 50, replace: true });
+    const undone = { id: 'mg1', survivor_id: 'c-a', merged_id: 'c-b', moved_identities: [], reason: 'manual', at: at(3), undone_at: at(4) };
+    r = run(r, { type: 'frame', frame: ev('contact.merge_undone', undone) });
+    expect(r.timelines.a).toBeUndefined();
+    expect(r.timelines.x).toBeDefined();
+  });
+
   it('unread_counts_come_from_the_hub_and_the_open_thread_has_none', () => {
     let s = loaded([thread('a', { unread: 2 }), thread('b', { unread: 0 })], { ...DEFAULT_FILTER, scope: 'all' });
     expect(unreadThreads(s)).toBe(1);
@@ -362,5 +384,47 @@ describe('timestamps on a whole second', () => {
       replace: true,
     });
     expect(s.timelines.t1.items.map((m) => m.id)).toEqual(['a', 'b']);
+  });
+});
+
+describe('typing in threads', () => {
+  const typing = (thread_id: string, user_id: string): ServerFrame => ({ type: 'typing', thread_id, user_id });
+
+  it('a_notice_shows_for_the_thread_and_expires_after_the_rooms_timeout', () => {
+    let s = run(initialInboxState(ME), { type: 'frame', frame: typing('t1', OTHER), now: 1000 });
+    expect(threadTypingUsers(s, 't1', 1000)).toEqual([OTHER]);
+    expect(threadTypingUsers(s, 't2', 1000)).toEqual([]);
+    expect(threadTypingUsers(s, 't1', 1000 + TYPING_TTL_MS - 1)).toEqual([OTHER]);
+    expect(threadTypingUsers(s, 't1', 1000 + TYPING_TTL_MS)).toEqual([]);
+    // Another frame keeps it up; the expiry drops it from the state.
+    s = run(s, { type: 'frame', frame: typing('t1', OTHER), now: 4000 });
+    s = run(s, { type: 'typing_expire', now: 1000 + TYPING_TTL_MS + 1 });
+    expect(threadTypingUsers(s, 't1', 1000 + TYPING_TTL_MS + 1)).toEqual([OTHER]);
+    s = run(s, { type: 'typing_expire', now: 4000 + TYPING_TTL_MS });
+    expect(s.typing).toEqual({});
+    // Nothing expired: the same state (no render).
+    expect(run(s, { type: 'typing_expire', now: 99_000 })).toBe(s);
+  });
+
+  it('room_typing_and_my_own_are_not_thread_typing', () => {
+    let s = run(initialInboxState(ME), { type: 'frame', frame: { type: 'typing', room_id: 'r1', user_id: OTHER }, now: 1000 });
+    expect(s.typing).toEqual({});
+    s = run(s, { type: 'frame', frame: typing('t1', ME), now: 1000 });
+    expect(s.typing).toEqual({});
+  });
+
+  it('the_typists_reply_or_note_ends_the_notice', () => {
+    let s = run(
+      initialInboxState(ME),
+      { type: 'frame', frame: typing('t1', OTHER), now: 1000 },
+      { type: 'frame', frame: typing('t1', 'u-third'), now: 1000 },
+    );
+    s = run(s, { type: 'frame', frame: ev('thread.message', msg('n1', { direction: 'note', author_user_id: OTHER })), now: 1500 });
+    expect(threadTypingUsers(s, 't1', 1500)).toEqual(['u-third']);
+    // An applicant's message ends nobody's notice.
+    s = run(s, { type: 'frame', frame: ev('thread.message', msg('i1', { direction: 'in', author_user_id: null })), now: 1600 });
+    expect(threadTypingUsers(s, 't1', 1600)).toEqual(['u-third']);
+    s = run(s, { type: 'frame', frame: ev('thread.message', msg('o1', { author_user_id: 'u-third' })), now: 1700 });
+    expect(s.typing).toEqual({});
   });
 });

@@ -134,6 +134,12 @@ export interface Contact {
   updated_at: string;
 }
 
+/** `GET /contacts/{id}/suggestions`: another applicant who may be the same person. */
+export interface MergeSuggestion {
+  contact: Contact;
+  reasons: ('same_name' | 'same_phone' | 'same_email_local_part' | string)[];
+}
+
 export interface ContactMerge {
   id: string;
   survivor_id: string;
@@ -472,4 +478,5 @@ export type ServerFrame =
   | { type: 'pong'; ref: string | null }
   | { type: 'error'; ref?: string; code: string; message: string }
   | { type: 'presence'; users: Presence[] }
-  | { type: 'typing'; room_id: string; user_id: string };
+  /** Someone typing in a staff room (`room_id`) or in an applicant thread's composer (`thread_id`). */
+  | { type: 'typing'; room_id?: string; thread_id?: string; user_id: string };

@@ -57,7 +57,7 @@ export interface ReplyInput {
   files?: File[];
   channel_kind?: string | null;
 }
-/** Least time between two `typing` frames for one room. */
+/** Least time between two `typing` frames for one room or thread. */
 const TYPING_EVERY_MS = 3000;
 /** Least time between two `activity` frames. */
 const ACTIVITY_EVERY_MS = 30_000;
@@ -135,7 +135,11 @@ export class Workspace {
 
   start() {
     this.rt.start();
-    this.typingTimer = setInterval(() => this.chat.dispatch({ type: 'typing_expire', now: Date.now() }), 1000);
+    this.typingTimer = setInterval(() => {
+      const now = Date.now();
+      this.chat.dispatch({ type: 'typing_expire', now });
+      this.inbox.dispatch({ type: 'typing_expire', now });
+    }, 1000);
   }
 
   stop() {
@@ -146,8 +150,11 @@ export class Workspace {
   private onFrame(frame: ServerFrame) {
     const firstConnect = this.chat.getState().position === null;
     const notices = noticesFor(this.inbox.getState(), frame, this.me.user.id);
-    this.chat.dispatch({ type: 'frame', frame, now: Date.now() });
-    this.inbox.dispatch({ type: 'frame', frame });
+    const before = this.inbox.getState();
+    const now = Date.now();
+    this.chat.dispatch({ type: 'frame', frame, now });
+    this.inbox.dispatch({ type: 'frame', frame, now });
+    if (frame.type === 'event') this.followMerges(before, frame.kind, frame.data);
     if (frame.type === 'welcome' && firstConnect) {
       this.reloadLogged();
       this.reloadInboxLogged();
@@ -179,11 +186,23 @@ export class Workspace {
       const m = data as ThreadMessage;
       if (m.thread_id === open && m.direction === 'in') this.markThreadRead(open, m.id);
     }
-    // The open thread was merged into another: load the surviving thread and its timeline.
-    if (kind === 'thread.updated' && (data as Thread).merged_into && !s.timelines[open]) {
-      void this.loadThread(open).catch(() => undefined);
-      void this.loadTimeline(open, true).catch(() => undefined);
-    }
+  }
+
+  /**
+   * A merge or its undo moved messages between threads: the reducer dropped the timelines
+   * concerned, and the view may have followed the open thread into the surviving one. Loads
+   * the open thread (when it changed) and its timeline again.
+   */
+  private followMerges(before: InboxState, kind: string, data: unknown) {
+    const after = this.inbox.getState();
+    const open = after.openThreadId;
+    if (!open || after.timelines[open]) return;
+    const was = before.openThreadId;
+    const dropped = was !== null && before.timelines[was] !== undefined;
+    const followed = kind === 'thread.updated' && (data as Thread).merged_into !== null;
+    if (!dropped && !followed) return;
+    if (open !== was) void this.loadThread(open).catch(() => undefined);
+    void this.loadTimeline(open, true).catch(() => undefined);
   }
 
   // --- the inbox -----------------------------------------------------------------------
@@ -508,6 +527,14 @@ export class Workspace {
     const now = Date.now();
     if (now - (this.typingSent.get(roomId) ?? 0) < TYPING_EVERY_MS) return;
     if (this.rt.send({ type: 'typing', room_id: roomId })) this.typingSent.set(roomId, now);
+  }
+
+  /** The user types in a thread's composer (reply or note): the other staff see it. */
+  typingInThread(threadId: string) {
+    const key = `thread:${threadId}`;
+    const now = Date.now();
+    if (now - (this.typingSent.get(key) ?? 0) < TYPING_EVERY_MS) return;
+    if (this.rt.send({ type: 'typing', thread_id: threadId })) this.typingSent.set(key, now);
   }
 
   /** The person used keyboard or mouse: keep them `online` rather than idle-away. */

@@ -210,7 +210,8 @@ function applyFrame(state: ChatState, frame: ServerFrame, now: number): ChatStat
       return { ...state, presence };
     }
     case 'typing': {
-      if (frame.user_id === state.me) return state;
+      // A thread's typing notice (`thread_id`) belongs to the inbox state.
+      if (!frame.room_id || frame.user_id === state.me) return state;
       const room = { ...(state.typing[frame.room_id] ?? {}), [frame.user_id]: now + TYPING_TTL_MS };
       return { ...state, typing: { ...state.typing, [frame.room_id]: room } };
     }

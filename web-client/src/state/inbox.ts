@@ -5,14 +5,17 @@
 // `thread.mention`, `channel.health`), applied in position order and at most once. Threads
 // and messages carry `updated_at`, so a copy older than the one held (a REST answer that
 // raced an event) never replaces a newer one: a reply's delivery state only moves on.
+// Typing notices of threads (`typing` frames with `thread_id`) expire like the rooms' ones.
 import type {
   ChannelAccount,
+  ContactMerge,
   ServerFrame,
   Thread,
   ThreadMention,
   ThreadMessage,
   ThreadState,
 } from '../api/types';
+import { TYPING_TTL_MS } from './chat';
 import { compareTimes } from './time';
 
 export type Scope = 'mine' | 'unassigned' | 'all';
@@ -72,6 +75,8 @@ export interface InboxState {
   openThreadId: string | null;
   channels: Record<string, ChannelAccount>;
   mentions: ThreadMention[];
+  /** thread id → staff user id → time (ms) the typing notice expires. */
+  typing: Record<string, Record<string, number>>;
   /** A `resync` arrived: the list and the open timeline must be reloaded through REST. */
   stale: boolean;
 }
@@ -90,12 +95,14 @@ export function initialInboxState(me: string | null = null, scope: Scope = DEFAU
     openThreadId: null,
     channels: {},
     mentions: [],
+    typing: {},
     stale: false,
   };
 }
 
 export type InboxAction =
-  | { type: 'frame'; frame: ServerFrame }
+  /** `now` (ms) dates typing notices; without it the clock is read. */
+  | { type: 'frame'; frame: ServerFrame; now?: number }
   | { type: 'filter_set'; filter: InboxFilter }
   /** A REST page of the list, in the API's order; `replace` for the first page. */
   | { type: 'threads_loaded'; page: Thread[]; limit: number; replace: boolean }
@@ -109,12 +116,13 @@ export type InboxAction =
   | { type: 'reply_retry'; clientMessageId: string }
   | { type: 'reply_discard'; clientMessageId: string }
   | { type: 'channels_loaded'; accounts: ChannelAccount[] }
-  | { type: 'mentions_seen'; threadId: string };
+  | { type: 'mentions_seen'; threadId: string }
+  | { type: 'typing_expire'; now: number };
 
 export function inboxReducer(state: InboxState, action: InboxAction): InboxState {
   switch (action.type) {
     case 'frame':
-      return applyFrame(state, action.frame);
+      return applyFrame(state, action.frame, action.now ?? Date.now());
     case 'filter_set':
       return { ...state, filter: action.filter, order: [], hasMore: false, loaded: false };
     case 'threads_loaded': {
@@ -200,13 +208,32 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
     }
     case 'mentions_seen':
       return { ...state, mentions: state.mentions.filter((m) => m.thread_id !== action.threadId) };
+    case 'typing_expire': {
+      let changed = false;
+      const typing: InboxState['typing'] = {};
+      for (const [thread, users] of Object.entries(state.typing)) {
+        const kept: Record<string, number> = {};
+        for (const [u, until] of Object.entries(users)) {
+          if (until > action.now) kept[u] = until;
+          else changed = true;
+        }
+        if (Object.keys(kept).length) typing[thread] = kept;
+      }
+      return changed ? { ...state, typing } : state;
+    }
   }
 }
 
-function applyFrame(state: InboxState, frame: ServerFrame): InboxState {
+function applyFrame(state: InboxState, frame: ServerFrame, now: number): InboxState {
   switch (frame.type) {
     case 'welcome':
       return { ...state, me: frame.user_id };
+    case 'typing': {
+      // Room typing belongs to the chat state; the hub sends no copy to the typist.
+      if (!frame.thread_id || frame.user_id === state.me) return state;
+      const users = { ...(state.typing[frame.thread_id] ?? {}), [frame.user_id]: now + TYPING_TTL_MS };
+      return { ...state, typing: { ...state.typing, [frame.thread_id]: users } };
+    }
     case 'resync':
       return { ...state, position: frame.position, stale: true };
     case 'live':
@@ -237,6 +264,19 @@ function applyEvent(state: InboxState, kind: string, data: unknown): InboxState 
       const a = data as ChannelAccount;
       return { ...state, channels: { ...state.channels, [a.id]: a } };
     }
+    case 'contact.merge_undone': {
+      // The survivor's thread gave messages back (a thread not held before the undo gets no
+      // `merged_into` to follow): reload the timelines of both applicants' threads.
+      const m = data as ContactMerge;
+      const people = new Set([m.survivor_id, m.merged_id]);
+      let timelines = state.timelines;
+      for (const id of Object.keys(timelines)) {
+        if (!people.has(state.threads[id]?.contact_id ?? '')) continue;
+        if (timelines === state.timelines) timelines = { ...timelines };
+        delete timelines[id];
+      }
+      return timelines === state.timelines ? state : { ...state, timelines };
+    }
     default:
       return state;
   }
@@ -260,6 +300,13 @@ function applyThread(state: InboxState, thread: Thread): InboxState {
     };
     threads = s.threads;
     return s;
+  }
+  if (known?.merged_into) {
+    // A merge undone: some messages went back from the survivor; reload both timelines.
+    const timelines = { ...s.timelines };
+    delete timelines[thread.id];
+    delete timelines[known.merged_into];
+    s = { ...s, timelines };
   }
   return placeInList(s, threads[thread.id]);
 }
@@ -389,8 +436,19 @@ function upsertMessage(state: InboxState, msg: ThreadMessage): InboxState {
     hasMore: prev?.hasMore ?? true,
     loaded: prev?.loaded ?? false,
   };
+  // The typist's reply or note has come: they are done typing.
+  let typing = state.typing;
+  const author = msg.author_user_id;
+  if (author && typing[msg.thread_id]?.[author]) {
+    const users = { ...typing[msg.thread_id] };
+    delete users[author];
+    typing = { ...typing };
+    if (Object.keys(users).length) typing[msg.thread_id] = users;
+    else delete typing[msg.thread_id];
+  }
   return {
     ...state,
+    typing,
     timelines: { ...state.timelines, [msg.thread_id]: timeline },
     pending: dropConfirmed(state.pending, [msg]),
   };
@@ -428,6 +486,13 @@ export function timelineEntries(state: InboxState, threadId: string): TimelineEn
     .sort((a, b) => compareTimes(a.created_at, b.created_at))
     .map((reply) => ({ kind: 'pending' as const, reply }));
   return [...stored, ...pending];
+}
+
+/** Staff typing in a thread's composer now, except the user. */
+export function threadTypingUsers(state: InboxState, threadId: string, now: number): string[] {
+  return Object.entries(state.typing[threadId] ?? {})
+    .filter(([u, until]) => until > now && u !== state.me)
+    .map(([u]) => u);
 }
 
 /** Unread threads in the list. */

@@ -86,9 +86,12 @@ export function AdminChannels({ ws }: { ws: Workspace }) {
     if (r) setSecret({ name: r.account.name, secret: r.secret });
   }
 
-  // PATCH wants `settings` every time: the account's own are sent back unchanged.
+  // The account's own settings are sent back unchanged, except a mailbox's: the hub shows
+  // those with empty passwords and a PATCH with settings would store the empty passwords.
   const patch = (a: ChannelAccount, body: Record<string, unknown>) =>
-    run(ws.api.patch<ChannelAccount>(`/channel-accounts/${a.id}`, { settings: a.settings, ...body }));
+    run(
+      ws.api.patch<ChannelAccount>(`/channel-accounts/${a.id}`, a.provider === 'email' ? body : { settings: a.settings, ...body }),
+    );
 
   const set = (k: keyof Form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
 

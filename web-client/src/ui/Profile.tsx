@@ -1,11 +1,12 @@
 // Profile: my signature (added to replies when the signature is "automatic"), desktop
-// notifications and sound, and my own templates.
+// notifications and sound, my own mailbox (Mailboxes.tsx), and my own templates.
 import { useState } from 'react';
 import type { FormEvent } from 'react';
 import type { User } from '../api/types';
 import { notificationsEnabled, notificationsSupported, setNotificationsEnabled } from '../app/notify';
 import type { Workspace } from '../app/workspace';
 import { describeError } from './Login';
+import { Mailboxes } from './Mailboxes';
 import { Templates } from './Templates';
 import { useI18n } from './i18n';
 
@@ -65,6 +66,7 @@ export function Profile({ ws }: { ws: Workspace }) {
         {!notificationsSupported() && <p className="muted">{t('notify.unsupported')}</p>}
         {notifyNote && <p className="muted">{notifyNote}</p>}
       </div>
+      <Mailboxes ws={ws} />
       <h2>{t('profile.templates')}</h2>
       <Templates ws={ws} company={false} />
     </section>

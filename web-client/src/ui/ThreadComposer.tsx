@@ -234,7 +234,11 @@ export function ThreadComposer({ ws, thread, users }: { ws: Workspace; thread: T
         placeholder={mode === 'note' ? t('composer.notePlaceholder') : t('composer.placeholder')}
         value={text}
         rows={3}
-        onChange={(e) => setText(e.target.value)}
+        onChange={(e) => {
+          setText(e.target.value);
+          // The other staff see "… is typing" in this thread (a frame at most every 3 s).
+          if (e.target.value) ws.typingInThread(thread.id);
+        }}
         onKeyDown={onKeyDown}
       />
       <div className="composer-actions">

@@ -1,12 +1,12 @@
 // One applicant thread: the header with its actions (take, assign, close / reopen, queue),
 // one timeline of every channel's messages, replies and internal notes (delivery states,
-// Retry, email HTML through DOMPurify with quoted text collapsed, attachments), and the
-// composer.
+// Retry, email HTML through DOMPurify with quoted text collapsed, attachments), who of the
+// staff is typing in it, and the composer.
 import { useEffect, useRef, useState } from 'react';
 import type { Thread, ThreadMessage, User } from '../api/types';
 import { useStore } from '../app/store';
 import type { Workspace } from '../app/workspace';
-import { timelineEntries } from '../state/inbox';
+import { threadTypingUsers, timelineEntries } from '../state/inbox';
 import type { PendingReply, TimelineEntry } from '../state/inbox';
 import { sanitizer, splitQuotedText } from '../text/sanitize';
 import type { MessageKey } from '../i18n';
@@ -70,8 +70,22 @@ export function ThreadView({ ws, threadId, users }: { ws: Workspace; threadId: s
           )
         }
       />
+      <ThreadTyping ws={ws} threadId={thread.id} users={users} />
       <ThreadComposer key={thread.id} ws={ws} thread={thread} users={users} />
     </section>
+  );
+}
+
+/** "Olga is typing…": other staff typing in this thread's composer (notices expire by themselves). */
+function ThreadTyping({ ws, threadId, users }: { ws: Workspace; threadId: string; users: Map<string, User> }) {
+  const { t } = useI18n();
+  const inbox = useStore(ws.inbox);
+  // The workspace drops expired notices every second, which renders this again.
+  const names = threadTypingUsers(inbox, threadId, Date.now()).map((id) => users.get(id)?.name ?? '…');
+  return (
+    <div className="typing thread-typing" aria-live="polite" data-testid="thread-typing">
+      {names.length > 0 && t('thread.typing', { names: names.join(', ') })}
+    </div>
   );
 }
 
