@@ -1560,4 +1560,28 @@ async fn a_recruiter_adds_and_changes_their_own_mailbox_but_nothing_else() {
         )
         .await;
     assert_eq!(r.status(), 200);
+    // New settings as a client shows them (passwords empty) keep the stored passwords;
+    // a password given replaces its own.
+    let mut shown = created["account"]["settings"].clone();
+    shown["smtp"]["port"] = json!(2525);
+    shown["imap"]["password"] = json!("new-imap-pw");
+    let r = app
+        .request(
+            Method::PATCH,
+            &path,
+            &olga_tok,
+            Some(json!({"settings": shown})),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["settings"]["smtp"]["port"], 2525, "{v}");
+    let stored = app
+        .db
+        .for_tenant(&ws.tenant.id)
+        .channel_account(&id)
+        .await
+        .unwrap();
+    let secret: Value = serde_json::from_str(stored.secret.as_deref().unwrap()).unwrap();
+    assert_eq!(secret["smtp_password"], "secret-pw");
+    assert_eq!(secret["imap_password"], "new-imap-pw");
 }

@@ -134,6 +134,24 @@ fn check_provider_settings(
     Ok(())
 }
 
+/// New mailbox passwords (JSON) with an empty one replaced by the stored one.
+fn keep_stored_passwords(new: &str, stored: Option<&str>) -> String {
+    use jobers_channels::MailboxPasswords;
+    let (Ok(mut p), Some(Ok(old))) = (
+        serde_json::from_str::<MailboxPasswords>(new),
+        stored.map(serde_json::from_str::<MailboxPasswords>),
+    ) else {
+        return new.to_string();
+    };
+    if p.smtp_password.is_empty() {
+        p.smtp_password = old.smtp_password;
+    }
+    if p.imap_password.is_empty() {
+        p.imap_password = old.imap_password;
+    }
+    serde_json::to_string(&p).expect("serialisable")
+}
+
 /// Mailbox settings (docs/channels.md#email) split into what is stored openly and the
 /// passwords (stored sealed as the account's secret).
 fn mailbox_settings(settings: &serde_json::Value) -> ApiResult<(serde_json::Value, String)> {
@@ -332,8 +350,10 @@ async fn update_account(
     }
     if current.provider == "email" {
         if let Some(settings) = &req.settings {
-            // New mailbox settings come whole, passwords included.
+            // New mailbox settings come whole; a password left empty keeps the stored one
+            // (a client that shows settings gets them without passwords).
             let (open, passwords) = mailbox_settings(settings)?;
+            let passwords = keep_stored_passwords(&passwords, current.secret.as_deref());
             user.db.set_channel_secret(&id, &passwords).await?;
             let patch = ChannelAccountPatch {
                 name: req.name.clone(),

@@ -229,7 +229,8 @@ impl Db {
             .collect();
         let mut found = HashMap::new();
         for chunk in keyed.chunks(INSERT_CHUNK) {
-            let sql = format!(
+            let sql =
+                format!(
                 "SELECT tenant_id, author_id, client_message_id, id FROM room_messages WHERE {}",
                 any_of(&["tenant_id", "author_id", "client_message_id"], chunk.len())
             );
