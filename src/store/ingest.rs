@@ -289,6 +289,7 @@ impl Db {
         // The thread of each message: known, or made now for a new applicant.
         let mut slots: Vec<Option<Slot>> = Vec::with_capacity(jobs.len());
         let mut queues: HashMap<(&str, Option<&str>), Option<String>> = HashMap::new();
+        let mut fresh: Vec<Fresh<'_, '_>> = Vec::new();
         for (j, p) in jobs.iter().zip(plans) {
             slots.push(match p {
                 Plan::Repeat { .. } => None,
@@ -302,15 +303,6 @@ impl Db {
                     message_id: super::new_id(),
                 }),
                 Plan::Fresh => {
-                    let tdb = self.for_tenant(&j.account.tenant_id);
-                    let contact = tdb.insert_contact(tx, j.sender_name, now).await?;
-                    let mut keys: Vec<&super::IdentityKey> = Vec::new();
-                    for k in j.sender {
-                        if !keys.contains(&k) {
-                            tdb.insert_identity(tx, &contact, k).await?;
-                            keys.push(k);
-                        }
-                    }
                     let queue = match &j.account.queue_id {
                         Some(q) => Some(q.clone()),
                         None => {
@@ -318,26 +310,34 @@ impl Db {
                             match queues.get(&at) {
                                 Some(q) => q.clone(),
                                 None => {
-                                    let q = tdb.queue_for_vacancy(tx, j.vacancy).await?;
+                                    let q = self
+                                        .for_tenant(&j.account.tenant_id)
+                                        .queue_for_vacancy(tx, j.vacancy)
+                                        .await?;
                                     queues.insert(at, q.clone());
                                     q
                                 }
                             }
                         }
                     };
-                    let thread_id = tdb
-                        .insert_thread(tx, &contact, queue.as_deref(), j, now)
-                        .await?;
-                    Some(Slot {
-                        thread_id,
+                    let slot = Slot {
+                        thread_id: super::new_id(),
                         contact_name: j.sender_name.map(str::to_string),
                         created: true,
                         message_id: super::new_id(),
-                    })
+                    };
+                    fresh.push(Fresh {
+                        job: j,
+                        contact_id: super::new_id(),
+                        thread_id: slot.thread_id.clone(),
+                        queue,
+                    });
+                    Some(slot)
                 }
                 Plan::Single => unreachable!("a run holds no single-path message"),
             });
         }
+        insert_applicants(tx, &fresh, now).await?;
         let mut messages = insert_messages(tx, jobs, &slots, now).await?;
         // Each thread once: its message count and what its last message sets.
         let mut folds: Vec<Fold> = Vec::new();
@@ -699,4 +699,89 @@ async fn update_threads(
 /// `($1, …, $c), ($c+1, …)` — `rows` rows of `columns` placeholders.
 fn values(rows: usize, columns: usize) -> String {
     super::sends::placeholders(rows, columns)
+}
+
+/// A new applicant of a run: contact, identities and thread, made in sets.
+struct Fresh<'a, 'j> {
+    job: &'a Inbound<'j>,
+    contact_id: String,
+    thread_id: String,
+    queue: Option<String>,
+}
+
+/// The new applicants of a run: one insert each for their contacts, identities and
+/// threads (per hundred).
+async fn insert_applicants(
+    tx: &mut Transaction<'static, Any>,
+    fresh: &[Fresh<'_, '_>],
+    now: i64,
+) -> StoreResult<()> {
+    for chunk in fresh.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES {}",
+            values(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            q = q
+                .bind(f.contact_id.clone())
+                .bind(f.job.account.tenant_id.clone())
+                .bind(f.job.sender_name.map(str::to_string))
+                .bind(f.job.sender_name.map(str::to_lowercase))
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    let mut identities: Vec<(&Fresh<'_, '_>, &super::IdentityKey)> = Vec::new();
+    for f in fresh {
+        for k in f.job.sender {
+            if !identities
+                .iter()
+                .any(|(g, l)| g.contact_id == f.contact_id && *l == k)
+            {
+                identities.push((f, k));
+            }
+        }
+    }
+    for chunk in identities.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO identities (id, tenant_id, contact_id, kind, value, created_at) VALUES {}",
+            values(chunk.len(), 6)
+        );
+        let mut q = sqlx::query(&sql);
+        for (f, k) in chunk {
+            q = q
+                .bind(super::new_id())
+                .bind(f.job.account.tenant_id.clone())
+                .bind(f.contact_id.clone())
+                .bind(k.kind.clone())
+                .bind(k.value.clone())
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    for chunk in fresh.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO threads (id, tenant_id, contact_id, origin_contact_id, state, queue_id, vacancy, \
+             last_message_at, created_at, updated_at) VALUES {}",
+            values(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            q = q
+                .bind(f.thread_id.clone())
+                .bind(f.job.account.tenant_id.clone())
+                .bind(f.contact_id.clone())
+                .bind(f.contact_id.clone())
+                .bind("open")
+                .bind(f.queue.clone())
+                .bind(f.job.vacancy.map(str::to_string))
+                .bind(now)
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
