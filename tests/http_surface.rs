@@ -190,15 +190,7 @@ async fn metrics_count_requests_by_route_template() {
     let ws = app.workspace("acme").await;
     app.get(&format!("/api/v1/users/{}", ws.admin.id), &ws.access())
         .await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("http_requests_total"), "{text}");
     assert!(text.contains("route=\"/api/v1/users/{user_id}\""), "{text}");
     assert!(!text.contains(&ws.admin.id), "ids never become labels");

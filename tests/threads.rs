@@ -1439,15 +1439,7 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         }
     }
     // The hub stored some of them together (otherwise this test proves nothing).
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let value = |name: &str| -> f64 {
         metrics
             .lines()

@@ -236,6 +236,18 @@ pub struct Channel {
 }
 
 impl TestApp {
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Adds a webhook channel account (`kind`: sms, email, board, chat) sending to `url`.
     pub async fn channel(&self, ws: &Workspace, kind: &str, url: &str, extra: Value) -> Channel {
         let mut body = json!({"kind": kind, "provider": "webhook", "name": format!("{kind} line"),

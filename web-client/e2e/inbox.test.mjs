@@ -88,6 +88,8 @@ test('the recruiter inbox: routing, replies with live delivery, notes, hostile e
     await page.waitForSelector(`[data-testid=thread-item][data-thread-id="${second}"] [data-testid=thread-unread]`, { state: 'detached' });
     // The applicant card is in the side panel.
     await page.locator('[data-testid=applicant-panel] [data-testid=panel-identities] li').first().waitFor();
+    // The place kept for knowledge-base answers and the bot's status.
+    await page.locator('[data-testid=applicant-panel] [data-testid=panel-assist]').waitFor();
   });
 
   await t.test('a reply goes queued, sent, delivered, read live, and the answer arrives live', async () => {

@@ -26,6 +26,11 @@ export function ApplicantPanel({ ws, threadId, openApplicant }: { ws: Workspace;
       <ApplicationsPanel key={thread.contact_id} ws={ws} thread={thread} />
       {thread.vacancy && <p data-testid="panel-vacancy">{t('side.vacancy', { vacancy: thread.vacancy })}</p>}
       {queue && <p className="muted">{t('side.queue', { queue })}</p>}
+      <section className="assist" aria-labelledby="panel-assist" data-testid="panel-assist">
+        <h3 id="panel-assist">{t('side.assist')}</h3>
+        <p className="muted" data-testid="panel-assist-kb">{t('side.assistKb')}</p>
+        <p className="muted" data-testid="panel-assist-bot">{t('side.assistBot')}</p>
+      </section>
     </section>
   );
 }
