@@ -355,6 +355,9 @@ async fn greet(
     Ok(last)
 }
 
+/// The most frames written before a flush (frames queued together go out in one write).
+const WRITE_COALESCE: usize = 64;
+
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outbound>,
@@ -387,12 +390,31 @@ async fn write_loop(
             }
             item = rx.recv() => {
                 let Some(item) = item else { return };
-                let text = match item {
-                    Outbound::Event(position, _) if position <= last => continue,
-                    Outbound::Event(position, text) => { last = position; text }
-                    Outbound::Frame(text) => text,
-                };
-                if !send(&mut sink, Message::Text(text)).await {
+                // Whatever else is queued goes out with it: one write for many frames.
+                let mut next = Some(item);
+                let mut fed = 0;
+                while let Some(item) = next.take() {
+                    let text = match item {
+                        Outbound::Event(position, _) if position <= last => None,
+                        Outbound::Event(position, text) => { last = position; Some(text) }
+                        Outbound::Frame(text) => Some(text),
+                    };
+                    if let Some(text) = text {
+                        if !matches!(
+                            tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await,
+                            Ok(Ok(()))
+                        ) {
+                            return;
+                        }
+                        fed += 1;
+                    }
+                    if fed < WRITE_COALESCE {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if fed > 0
+                    && !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await, Ok(Ok(())))
+                {
                     return;
                 }
             }
