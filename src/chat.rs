@@ -326,7 +326,10 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
         // One lock order for every writer (PostgreSQL locks each tenant's position row).
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
-        match store_batch(&hub, &batch).await {
+        let started = std::time::Instant::now();
+        let stored = store_batch(&hub, &batch).await;
+        metrics::histogram!("chat_write_batch_seconds").record(started.elapsed().as_secs_f64());
+        match stored {
             Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)),
             // One send's failure must not fail its neighbours: each is tried on its own.
             Err(e) if batch.len() > 1 => {
