@@ -194,6 +194,27 @@ test('two recruiters chat live in the workspace', async (t) => {
     );
   });
 
+  await t.test('olga edits and deletes her own message; ivan sees both live', async () => {
+    await olga.page.fill('[data-testid=composer]', 'встреча в 15:00');
+    await olga.page.press('[data-testid=composer]', 'Enter');
+    const mine = olga.page.locator('[data-testid=message]', { hasText: 'встреча в 15:00' });
+    const his = ivan.page.locator('[data-testid=message]', { hasText: 'встреча в 1' });
+    await his.waitFor();
+    // Only one's own messages can be changed.
+    assert.equal(await ivan.page.locator('[data-testid=message]', { hasText: 'встреча в 15:00' }).locator('[data-testid=message-edit-start]').count(), 0);
+    await mine.locator('[data-testid=message-edit-start]').click();
+    await olga.page.fill('[data-testid=message-edit-text]', 'встреча в 16:00');
+    await olga.page.press('[data-testid=message-edit-text]', 'Enter');
+    await ivan.page.locator('[data-testid=message]', { hasText: 'встреча в 16:00' }).locator('text=изменено').waitFor();
+    assert.equal(await ivan.page.locator('[data-testid=message]', { hasText: 'встреча в 15:00' }).count(), 0);
+    const edited = olga.page.locator('[data-testid=message]', { hasText: 'встреча в 16:00' });
+    await edited.waitFor();
+    await edited.locator('[data-testid=message-delete]').click();
+    await edited.locator('[data-testid=message-delete-yes]').click();
+    await ivan.page.waitForSelector('[data-testid=message]:has-text("Сообщение удалено")');
+    assert.equal(await ivan.page.locator('[data-testid=message]', { hasText: 'встреча в 16:00' }).count(), 0);
+  });
+
   await t.test('a dropped connection shows the banner and resumes without gaps or repeats', async () => {
     await olga.page.evaluate(() => window.__jobers.drop());
     await olga.page.waitForSelector('[data-testid=conn-banner]');

@@ -456,6 +456,16 @@ export class Workspace {
     });
   }
 
+  /** Changes the text of one's own message; the room sees `room.message_edited`. */
+  async editMessage(messageId: string, body: string) {
+    await this.rt.request({ type: 'edit', message_id: messageId, body });
+  }
+
+  /** Deletes one's own message; the room sees `room.message_deleted`. */
+  async deleteMessage(messageId: string) {
+    await this.rt.request({ type: 'delete', message_id: messageId });
+  }
+
   async send(roomId: string, body: string, mentions: string[], files: File[]) {
     const uploads = await Promise.all(files.map((f) => this.api.upload<Upload>(f.name, f)));
     const send: PendingSend = {

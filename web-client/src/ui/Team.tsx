@@ -307,6 +307,18 @@ function MessageView({ ws, chat, msg, users }: { ws: Workspace; chat: ChatState;
   const { t, fmt } = useI18n();
   const mine = msg.author_id === ws.me.user.id;
   const readers = mine ? readBy(chat, msg).map((id) => users.get(id)?.name ?? '…') : [];
+  const [editing, setEditing] = useState<string | null>(null);
+  const [confirmDelete, setConfirmDelete] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const act = (p: Promise<void>, done: () => void) => {
+    setError(null);
+    p.then(done, (e: unknown) => setError(describeError(e, t)));
+  };
+  const saveEdit = () => {
+    const body = (editing ?? '').trim();
+    if (!body || body === msg.body) return setEditing(null);
+    act(ws.editMessage(msg.id, body), () => setEditing(null));
+  };
   return (
     <div className={`message${mine ? ' mine' : ''}`} data-testid="message" data-message-id={msg.id}>
       <div className="meta">
@@ -316,8 +328,57 @@ function MessageView({ ws, chat, msg, users }: { ws: Workspace; chat: ChatState;
       </div>
       {msg.deleted ? (
         <em className="muted">{t('team.deleted')}</em>
+      ) : editing !== null ? (
+        <div className="edit" data-testid="message-edit">
+          <textarea
+            aria-label={t('team.editLabel')}
+            value={editing}
+            autoFocus
+            onChange={(e) => setEditing(e.target.value)}
+            onKeyDown={(e) => {
+              if (e.key === 'Enter' && !e.shiftKey) {
+                e.preventDefault();
+                saveEdit();
+              } else if (e.key === 'Escape') {
+                setEditing(null);
+              }
+            }}
+            data-testid="message-edit-text"
+          />
+          <button onClick={saveEdit} data-testid="message-edit-save">
+            {t('team.save')}
+          </button>{' '}
+          <button onClick={() => setEditing(null)}>{t('admin.cancel')}</button>
+        </div>
       ) : (
         <MessageBody body={msg.body} mentions={msg.mentions} users={users} />
+      )}
+      {mine && !msg.deleted && editing === null && (
+        <div className="message-actions">
+          {confirmDelete ? (
+            <span role="group" aria-label={t('team.deleteConfirm')} data-testid="message-delete-confirm">
+              {t('team.deleteConfirm')}{' '}
+              <button onClick={() => act(ws.deleteMessage(msg.id), () => setConfirmDelete(false))} data-testid="message-delete-yes">
+                {t('team.delete')}
+              </button>{' '}
+              <button onClick={() => setConfirmDelete(false)}>{t('admin.cancel')}</button>
+            </span>
+          ) : (
+            <>
+              <button className="link" onClick={() => setEditing(msg.body)} data-testid="message-edit-start">
+                {t('team.edit')}
+              </button>{' '}
+              <button className="link" onClick={() => setConfirmDelete(true)} data-testid="message-delete">
+                {t('team.delete')}
+              </button>
+            </>
+          )}
+        </div>
+      )}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
       )}
       {msg.attachments.length > 0 && (
         <ul className="attachments">
