@@ -153,14 +153,15 @@ impl Db {
         jobs: &'j [Inbound<'_>],
         idx: &[usize],
     ) -> StoreResult<HashMap<(&'j str, &'j str), (String, String)>> {
+        let terms = padded(idx);
         let sql = format!(
             "SELECT channel_account_id, external_id, id, thread_id FROM thread_messages \
              WHERE {}",
-            pairs("channel_account_id", "external_id", idx.len())
+            pairs("channel_account_id", "external_id", terms.len())
         );
         let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql)
             .bind(tenant.to_string());
-        for &i in idx {
+        for &&i in &terms {
             q = q
                 .bind(jobs[i].account.id.clone())
                 .bind(jobs[i].external_id.to_string());
@@ -193,13 +194,14 @@ impl Db {
         if refs.is_empty() {
             return Ok(HashSet::new());
         }
+        let refs = padded(&refs);
         let sql = format!(
             "SELECT ref FROM thread_refs WHERE tenant_id = $1 AND ref IN ({})",
             list(2, refs.len())
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
         for r in refs {
-            q = q.bind(r.clone());
+            q = q.bind(r.to_string());
         }
         Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
     }
@@ -218,12 +220,13 @@ impl Db {
         if keys.is_empty() {
             return Ok(owners);
         }
+        let keys = padded(&keys);
         let sql = format!(
             "SELECT kind, value, contact_id FROM identities WHERE {}",
             pairs("kind", "value", keys.len())
         );
         let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(tenant.to_string());
-        for k in &keys {
+        for k in keys {
             q = q.bind(k.kind.clone()).bind(k.value.clone());
         }
         let rows = q.fetch_all(&mut **tx).await?;
@@ -254,11 +257,11 @@ impl Db {
         let sql = format!(
             "SELECT t.contact_id, t.id, c.name FROM threads t JOIN contacts c ON c.id = t.contact_id \
              WHERE t.tenant_id = $1 AND t.merged_into IS NULL AND t.contact_id IN ({})",
-            list(2, contacts.len())
+            list(2, padded(contacts).len())
         );
         let mut q =
             sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(tenant.to_string());
-        for c in contacts {
+        for c in padded(contacts) {
             q = q.bind(c.clone());
         }
         for (contact, thread, name) in q.fetch_all(&mut **tx).await? {
@@ -586,8 +589,34 @@ struct Fold {
     vacancy: Option<String>,
 }
 
-/// Rows per multi-row statement.
-const CHUNK: usize = 100;
+/// The most rows of a multi-row statement.
+const MAX_PIECE: usize = 64;
+
+/// `items` in pieces whose lengths are powers of two (at most [`MAX_PIECE`]): each
+/// statement has only a few texts, so the database's prepared-statement cache keeps them
+/// (a new text is parsed and planned again — on PostgreSQL a round trip more).
+fn pieces<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_PIECE);
+        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (piece, tail) = rest.split_at(size);
+        out.push(piece);
+        rest = tail;
+    }
+    out
+}
+
+/// The terms of a lookup, padded to a power of two by repeating the last (a repeated
+/// term finds nothing new), for the same reason as [`pieces`].
+fn padded<T>(items: &[T]) -> Vec<&T> {
+    let mut out: Vec<&T> = items.iter().collect();
+    if let Some(last) = items.last() {
+        out.resize(items.len().next_power_of_two(), last);
+    }
+    out
+}
 
 /// The rows of a run's messages, in one insert per hundred; by id.
 async fn insert_messages(
@@ -602,7 +631,7 @@ async fn insert_messages(
         .filter_map(|(j, s)| s.as_ref().map(|s| (j, s)))
         .collect();
     let mut out = HashMap::with_capacity(stored.len());
-    for chunk in stored.chunks(CHUNK) {
+    for chunk in pieces(&stored) {
         let sql = format!(
             "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
              channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
@@ -660,7 +689,7 @@ async fn update_threads(
         .collect::<Vec<_>>()
         .join(", ");
     let mut out = HashMap::with_capacity(folds.len());
-    for chunk in folds.chunks(CHUNK) {
+    for chunk in pieces(folds) {
         let sql = format!(
             "WITH v (tenant_id, id, n, account_id, kind, at, awaiting, preview, subject, vacancy) AS (VALUES {}) \
              UPDATE threads SET state = 'open', resolved_at = NULL, unread = threads.unread + v.n, \
@@ -716,7 +745,7 @@ async fn insert_applicants(
     fresh: &[Fresh<'_, '_>],
     now: i64,
 ) -> StoreResult<()> {
-    for chunk in fresh.chunks(CHUNK) {
+    for chunk in pieces(fresh) {
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES {}",
             values(chunk.len(), 6)
@@ -744,7 +773,7 @@ async fn insert_applicants(
             }
         }
     }
-    for chunk in identities.chunks(CHUNK) {
+    for chunk in pieces(&identities) {
         let sql = format!(
             "INSERT INTO identities (id, tenant_id, contact_id, kind, value, created_at) VALUES {}",
             values(chunk.len(), 6)
@@ -761,7 +790,7 @@ async fn insert_applicants(
         }
         q.execute(&mut **tx).await?;
     }
-    for chunk in fresh.chunks(CHUNK) {
+    for chunk in pieces(fresh) {
         let sql = format!(
             "INSERT INTO threads (id, tenant_id, contact_id, origin_contact_id, state, queue_id, vacancy, \
              last_message_at, created_at, updated_at) VALUES {}",
@@ -784,4 +813,29 @@ async fn insert_applicants(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{padded, pieces};
+
+    #[test]
+    fn pieces_are_powers_of_two_and_cover_everything_once() {
+        let items: Vec<usize> = (0..203).collect();
+        let p = pieces(&items);
+        assert!(p.iter().all(|x| x.len().is_power_of_two() && x.len() <= 64));
+        assert_eq!(p.concat(), items);
+        assert_eq!(
+            p.iter().map(|x| x.len()).collect::<Vec<_>>(),
+            [64, 64, 64, 8, 2, 1]
+        );
+        assert!(pieces::<u8>(&[]).is_empty());
+    }
+
+    #[test]
+    fn padding_repeats_the_last_term() {
+        assert_eq!(padded(&[1, 2, 3]), [&1, &2, &3, &3]);
+        assert_eq!(padded(&[7]), [&7]);
+        assert!(padded::<u8>(&[]).is_empty());
+    }
 }
