@@ -494,6 +494,36 @@ impl TenantDb {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// Reads the changed vacancy back, logs `vacancy.updated` at `position` and commits.
+    async fn finish_vacancy_change(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        position: i64,
+        id: &str,
+    ) -> StoreResult<(Vacancy, Vec<StoredEvent>)> {
+        let row: VacancyRow = sqlx::query_as(&format!(
+            "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(&self.tenant_id)
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let vacancy: Vacancy = row.into();
+        let mut events = Vec::new();
+        push_event(
+            &mut tx,
+            &self.tenant_id,
+            &mut Some(position),
+            "vacancy.updated",
+            Audience::Tenant,
+            to_json(&vacancy),
+            &mut events,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((vacancy, events))
+    }
+
     pub async fn vacancy(&self, id: &str) -> StoreResult<Vacancy> {
         let row: VacancyRow = sqlx::query_as(&format!(
             "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
@@ -524,27 +554,7 @@ impl TenantDb {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let row: VacancyRow = sqlx::query_as(&format!(
-            "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(&self.tenant_id)
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let vacancy: Vacancy = row.into();
-        let mut events = Vec::new();
-        push_event(
-            &mut tx,
-            &self.tenant_id,
-            &mut Some(position),
-            "vacancy.updated",
-            Audience::Tenant,
-            to_json(&vacancy),
-            &mut events,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((vacancy, events))
+        self.finish_vacancy_change(tx, position, &id).await
     }
 
     /// Renames a vacancy or links it to a local one (`linked`: `Some(None)` unlinks).
@@ -578,27 +588,7 @@ impl TenantDb {
         .bind(now_ms())
         .execute(&mut *tx)
         .await?;
-        let row: VacancyRow = sqlx::query_as(&format!(
-            "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(&self.tenant_id)
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let vacancy: Vacancy = row.into();
-        let mut events = Vec::new();
-        push_event(
-            &mut tx,
-            &self.tenant_id,
-            &mut Some(position),
-            "vacancy.updated",
-            Audience::Tenant,
-            to_json(&vacancy),
-            &mut events,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((vacancy, events))
+        self.finish_vacancy_change(tx, position, id).await
     }
 
     /// Stores a vacancy read from a board; `vacancy.updated` when it is new or changed.
@@ -668,27 +658,7 @@ impl TenantDb {
                 id
             }
         };
-        let row: VacancyRow = sqlx::query_as(&format!(
-            "SELECT {VACANCY_COLUMNS} FROM vacancies WHERE tenant_id = $1 AND id = $2"
-        ))
-        .bind(&self.tenant_id)
-        .bind(&id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let vacancy: Vacancy = row.into();
-        let mut events = Vec::new();
-        push_event(
-            &mut tx,
-            &self.tenant_id,
-            &mut Some(position),
-            "vacancy.updated",
-            Audience::Tenant,
-            to_json(&vacancy),
-            &mut events,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((vacancy, events))
+        self.finish_vacancy_change(tx, position, &id).await
     }
 
     pub async fn board_vacancy(

@@ -146,6 +146,16 @@ pub struct HealthReport<'a> {
     pub next_retry_at: Option<i64>,
 }
 
+impl HealthReport<'static> {
+    /// Working: no error, nothing to retry.
+    pub const OK: HealthReport<'static> = HealthReport {
+        health: "ok",
+        class: None,
+        error: None,
+        next_retry_at: None,
+    };
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Queue {
     pub id: String,

@@ -15,7 +15,7 @@ use sqlx::{Any, Transaction};
 
 use super::events::Audience;
 use super::rooms::to_json;
-use super::sends::{insert_events, reserve_positions, EventRow};
+use super::sends::{any_of, insert_events, placeholders, reserve_positions, EventRow};
 use super::threads::{
     preview_of, Inbound, Ingested, MessageRow, Thread, ThreadMessage, ThreadRow, MESSAGE_COLUMNS,
     THREAD_RETURNING,
@@ -157,12 +157,15 @@ impl Db {
         let sql = format!(
             "SELECT channel_account_id, external_id, id, thread_id FROM thread_messages \
              WHERE {}",
-            pairs("channel_account_id", "external_id", terms.len())
+            any_of(
+                &["tenant_id", "channel_account_id", "external_id"],
+                terms.len()
+            )
         );
-        let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql)
-            .bind(tenant.to_string());
+        let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql);
         for &&i in &terms {
             q = q
+                .bind(tenant.to_string())
                 .bind(jobs[i].account.id.clone())
                 .bind(jobs[i].external_id.to_string());
         }
@@ -223,11 +226,14 @@ impl Db {
         let keys = padded(&keys);
         let sql = format!(
             "SELECT kind, value, contact_id FROM identities WHERE {}",
-            pairs("kind", "value", keys.len())
+            any_of(&["tenant_id", "kind", "value"], keys.len())
         );
-        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql).bind(tenant.to_string());
+        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
         for k in keys {
-            q = q.bind(k.kind.clone()).bind(k.value.clone());
+            q = q
+                .bind(tenant.to_string())
+                .bind(k.kind.clone())
+                .bind(k.value.clone());
         }
         let rows = q.fetch_all(&mut **tx).await?;
         for &i in idx {
@@ -503,22 +509,6 @@ fn list(from: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// `(tenant_id = $1 AND a = $2 AND b = $3) OR …` for `n` pairs: the tenant in every term,
-/// so that each term is one lookup in the unique index on `(tenant_id, a, b)` (with the
-/// tenant outside, SQLite reads every row of the tenant instead).
-fn pairs(a: &str, b: &str, n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            format!(
-                "(tenant_id = $1 AND {a} = ${} AND {b} = ${})",
-                2 + 2 * i,
-                3 + 2 * i
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-}
-
 /// The plan of one message from the batch's reads (nothing earlier in the batch touches it).
 fn decide(
     j: &Inbound<'_>,
@@ -636,7 +626,7 @@ async fn insert_messages(
             "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
              channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
              auto_submitted, created_at, updated_at, display_text) VALUES {} RETURNING {MESSAGE_COLUMNS}",
-            values(chunk.len(), 18)
+            placeholders(chunk.len(), 18)
         );
         let mut q = sqlx::query_as::<_, MessageRow>(&sql);
         for (j, slot) in chunk {
@@ -700,7 +690,7 @@ async fn update_threads(
              preview = v.preview, subject = COALESCE(v.subject, threads.subject), \
              vacancy = COALESCE(threads.vacancy, v.vacancy), updated_at = v.at \
              FROM v WHERE threads.tenant_id = v.tenant_id AND threads.id = v.id RETURNING {returning}",
-            values(chunk.len(), 10)
+            placeholders(chunk.len(), 10)
         );
         let mut q = sqlx::query_as::<_, ThreadRow>(&sql);
         for f in chunk {
@@ -725,11 +715,6 @@ async fn update_threads(
     Ok(out)
 }
 
-/// `($1, …, $c), ($c+1, …)` — `rows` rows of `columns` placeholders.
-fn values(rows: usize, columns: usize) -> String {
-    super::sends::placeholders(rows, columns)
-}
-
 /// A new applicant of a run: contact, identities and thread, made in sets.
 struct Fresh<'a, 'j> {
     job: &'a Inbound<'j>,
@@ -748,7 +733,7 @@ async fn insert_applicants(
     for chunk in pieces(fresh) {
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES {}",
-            values(chunk.len(), 6)
+            placeholders(chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for f in chunk {
@@ -776,7 +761,7 @@ async fn insert_applicants(
     for chunk in pieces(&identities) {
         let sql = format!(
             "INSERT INTO identities (id, tenant_id, contact_id, kind, value, created_at) VALUES {}",
-            values(chunk.len(), 6)
+            placeholders(chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for (f, k) in chunk {
@@ -794,7 +779,7 @@ async fn insert_applicants(
         let sql = format!(
             "INSERT INTO threads (id, tenant_id, contact_id, origin_contact_id, state, queue_id, vacancy, \
              last_message_at, created_at, updated_at) VALUES {}",
-            values(chunk.len(), 10)
+            placeholders(chunk.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for f in chunk {

@@ -456,6 +456,21 @@ impl TenantDb {
         Ok((id, created, true))
     }
 
+    /// `user` when it is an active user of the tenant.
+    async fn active_user(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
+        )
+        .bind(&self.tenant_id)
+        .bind(user)
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
     /// A new thread of `contact_id` for an inbound message (its first), in `queue`, or
     /// straight to the message's `assign_to` when that is an active user.
     pub(super) async fn insert_thread(
@@ -467,14 +482,8 @@ impl TenantDb {
         now: i64,
     ) -> StoreResult<String> {
         let id = new_id();
-        let assignee: Option<String> = match input.assign_to {
-            Some(u) => sqlx::query_scalar(
-                "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
-            )
-            .bind(&self.tenant_id)
-            .bind(u)
-            .fetch_optional(&mut **tx)
-            .await?,
+        let assignee = match input.assign_to {
+            Some(u) => self.active_user(tx, u).await?,
             None => None,
         };
         sqlx::query(
@@ -1109,14 +1118,7 @@ impl TenantDb {
             }
         }
         if let Some(u) = user {
-            let active: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE tenant_id = $1 AND id = $2 AND deactivated_at IS NULL",
-            )
-            .bind(&self.tenant_id)
-            .bind(u)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if active.is_none() {
+            if self.active_user(&mut tx, u).await?.is_none() {
                 return Err(StoreError::UnknownReference("user"));
             }
         }

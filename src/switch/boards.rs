@@ -290,12 +290,7 @@ async fn run_account(switch: Switch, account: ChannelAccount) {
                         &switch,
                         &account.tenant_id,
                         &account.id,
-                        HealthReport {
-                            health: "ok",
-                            class: None,
-                            error: None,
-                            next_retry_at: None,
-                        },
+                        HealthReport::OK,
                     )
                     .await;
                 }
@@ -363,19 +358,31 @@ async fn fresh_tokens(
             Ok(tokens)
         }
         Ok(false) => Ok(tokens),
-        Err(e) if e.needs_relogin() => {
-            // Another worker may have refreshed them meanwhile: use what is stored now.
-            let stored = tdb.channel_account(&account.id).await?;
-            let now = HhSecret::parse(stored.secret.as_deref());
-            match now.tokens.clone() {
-                Some(t) if t != tokens => {
-                    *secret = now;
-                    Ok(t)
-                }
-                _ => Err(e.into()),
-            }
-        }
+        // Another worker may have refreshed them meanwhile: use what is stored now.
+        Err(e) if e.needs_relogin() => match stored_newer(tdb, account, &tokens, secret).await? {
+            Some(t) => Ok(t),
+            None => Err(e.into()),
+        },
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The tokens stored for the account when another worker refreshed them since `tokens`
+/// were read (then `secret` takes them too).
+async fn stored_newer(
+    tdb: &TenantDb,
+    account: &ChannelAccount,
+    tokens: &BoardTokens,
+    secret: &mut HhSecret,
+) -> Result<Option<BoardTokens>, SyncError> {
+    let stored = tdb.channel_account(&account.id).await?;
+    let now = HhSecret::parse(stored.secret.as_deref());
+    match now.tokens.clone() {
+        Some(t) if t != *tokens => {
+            *secret = now;
+            Ok(Some(t))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -397,17 +404,11 @@ async fn refresh_now(
                 .await?;
             Ok(new)
         }
-        Err(e) if e.needs_relogin() => {
-            let stored = tdb.channel_account(&account.id).await?;
-            let now = HhSecret::parse(stored.secret.as_deref());
-            match now.tokens.clone() {
-                Some(t) if t != tokens => {
-                    *secret = now;
-                    Ok(t)
-                }
-                _ => Err(e.into()),
-            }
-        }
+        // Another worker may have refreshed them meanwhile: use what is stored now.
+        Err(e) if e.needs_relogin() => match stored_newer(tdb, account, &tokens, secret).await? {
+            Some(t) => Ok(t),
+            None => Err(e.into()),
+        },
         Err(e) => Err(e.into()),
     }
 }
@@ -1315,18 +1316,7 @@ pub async fn connected(
     let _ = tdb
         .set_board_connection(&account.id, Some(&who), subscription.as_deref())
         .await;
-    super::outbox::health(
-        switch,
-        &account.tenant_id,
-        &account.id,
-        HealthReport {
-            health: "ok",
-            class: None,
-            error: None,
-            next_retry_at: None,
-        },
-    )
-    .await;
+    super::outbox::health(switch, &account.tenant_id, &account.id, HealthReport::OK).await;
     switch.boards().wake(&account.id);
     Ok(who)
 }

@@ -98,12 +98,7 @@ async fn read_mailbox(switch: Switch, account: ChannelAccount) {
                         &switch,
                         &account.tenant_id,
                         &account.id,
-                        HealthReport {
-                            health: "ok",
-                            class: None,
-                            error: None,
-                            next_retry_at: None,
-                        },
+                        HealthReport::OK,
                     )
                     .await;
                 }

@@ -227,18 +227,7 @@ async fn record(
         Ok(accepted) => {
             // The account first, so whoever sees the message sent sees the account healthy.
             tdb.note_outbound_success(&account.id).await?;
-            health(
-                switch,
-                &job.tenant_id,
-                &account.id,
-                HealthReport {
-                    health: "ok",
-                    class: None,
-                    error: None,
-                    next_retry_at: None,
-                },
-            )
-            .await;
+            health(switch, &job.tenant_id, &account.id, HealthReport::OK).await;
             let (_, events) = tdb
                 .outbox_sent(job, accepted.provider_message_id.as_deref())
                 .await?;
