@@ -768,6 +768,61 @@ async fn presence_is_live_with_a_snapshot_on_connect() {
 }
 
 #[tokio::test]
+async fn a_busy_writer_does_not_flood_the_tenant_with_presence() {
+    // With 16 s to away, activity alone is news again only after 4 s.
+    let t = team_with(|c| {
+        c.realtime.idle_away_secs = 16;
+        c.realtime.presence_flush_ms = 50;
+    })
+    .await;
+    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    olga.next_of("live", None).await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    ivan.next_of("live", None).await;
+    olga.wait_presence(&t.ivan.0.id, "online").await;
+    // Let the arrival's frames pass, then Ivan writes ten times over a second and a half:
+    // several recomputations (every 500 ms at least), his status the same throughout.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    while tokio::time::timeout(Duration::from_millis(50), olga.next())
+        .await
+        .is_ok()
+    {}
+    let started = tokio::time::Instant::now();
+    let mut presence_frames = 0;
+    let mut messages = 0;
+    for i in 0..10 {
+        ivan.send(send_frame(&t.room, &format!("m{i}"), &format!("busy-{i}")))
+            .await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(150);
+        while let Ok(f) = tokio::time::timeout_at(until, olga.next()).await {
+            match f["type"].as_str() {
+                Some("presence") => presence_frames += 1,
+                Some("event") if f["kind"] == "room.message" => messages += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(messages, 10, "every message arrived");
+    assert_eq!(
+        presence_frames, 0,
+        "an active user who stays online is not re-sent for each activity"
+    );
+    // Four seconds after his arrival his last activity is news again.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    ivan.send(send_frame(&t.room, "later", "busy-later")).await;
+    let p = loop {
+        let f = olga.next().await;
+        if f["type"] == "presence" {
+            break f;
+        }
+    };
+    let entry = &p["users"][0];
+    assert_eq!(entry["user_id"], t.ivan.0.id.as_str());
+    assert_eq!(entry["status"], "online");
+}
+
+#[tokio::test]
 async fn shutdown_tells_clients_to_go_away() {
     let t = team().await;
     let mut c = WsClient::connect(&t.app.base, &t.olga.1, None).await;

@@ -890,6 +890,20 @@ fn drain(inner: &HubInner, tenant: &str, ts: &mut TenantState) {
     }
 }
 
+/// Whether `now` differs from what clients were last `shown` of a user: anything but the
+/// last activity, or the last activity by at least `drift` ms.
+fn differs(shown: &UserPresence, now: &UserPresence, drift: i64) -> bool {
+    let moved = match (shown.last_active_at, now.last_active_at) {
+        (Some(a), Some(b)) => (b - a).abs() >= drift,
+        (a, b) => a != b,
+    };
+    moved
+        || shown.status != now.status
+        || shown.text != now.text
+        || shown.until != now.until
+        || shown.out_of_office != now.out_of_office
+}
+
 fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
     let now = now_ms();
     let mut tenants = inner.tenants.lock().expect("not poisoned");
@@ -931,9 +945,16 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
                 );
             }
         }
+        // Activity alone is news only after a quarter of the idle time: an active user
+        // would otherwise be re-sent to the whole tenant on every recomputation.
+        let drift = inner.config.idle_away_secs as i64 * 1000 / 4;
         let changed: Vec<&UserPresence> = computed
             .values()
-            .filter(|p| ts.shown.get(&p.user_id) != Some(*p))
+            .filter(|p| {
+                ts.shown
+                    .get(&p.user_id)
+                    .is_none_or(|s| differs(s, p, drift))
+            })
             .collect();
         if !changed.is_empty() {
             // Small frames: a socket keeps the capacity of the largest frame it wrote.
@@ -946,7 +967,11 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
                 metrics::counter!("presence_frames_total").increment(1);
                 deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
             }
-            ts.shown = computed;
+            let changed: Vec<UserPresence> = changed.into_iter().cloned().collect();
+            ts.shown.retain(|user, _| computed.contains_key(user));
+            for p in changed {
+                ts.shown.insert(p.user_id.clone(), p);
+            }
             let _ = inner.presence_changes.send(tenant.clone());
         }
         // Forget users who have left long ago.
