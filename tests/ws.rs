@@ -823,6 +823,48 @@ async fn a_busy_writer_does_not_flood_the_tenant_with_presence() {
 }
 
 #[tokio::test]
+async fn timers_change_presence_by_themselves() {
+    let t = team_with(|c| {
+        c.realtime.idle_away_secs = 1;
+        c.realtime.presence_flush_ms = 50;
+    })
+    .await;
+    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    olga.next_of("live", None).await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    ivan.next_of("live", None).await;
+    olga.wait_presence(&t.ivan.0.id, "online").await;
+    // Nobody does anything: Ivan turns away after a second of idleness.
+    let started = std::time::Instant::now();
+    olga.wait_presence(&t.ivan.0.id, "away").await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    // He writes: online again.
+    ivan.send(send_frame(&t.room, "back", "back-1")).await;
+    olga.wait_presence(&t.ivan.0.id, "online").await;
+    // Busy until a second from now: busy, then automatic again (away: idle by then).
+    let until = chrono::Utc::now().timestamp_millis() + 1_000;
+    ivan.send(json!({"type": "presence", "status": "busy", "until": until, "ref": "b"}))
+        .await;
+    olga.wait_presence(&t.ivan.0.id, "busy").await;
+    let after_busy = loop {
+        let f = olga.next().await;
+        if f["type"] != "presence" {
+            continue;
+        }
+        if let Some(p) = f["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["user_id"] == t.ivan.0.id.as_str())
+        {
+            break p.clone();
+        }
+    };
+    assert_ne!(after_busy["status"], "busy");
+    assert!(chrono::Utc::now().timestamp_millis() >= until - 100);
+}
+
+#[tokio::test]
 async fn shutdown_tells_clients_to_go_away() {
     let t = team().await;
     let mut c = WsClient::connect(&t.app.base, &t.olga.1, None).await;

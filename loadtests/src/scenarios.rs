@@ -226,6 +226,23 @@ fn finish(report: &mut Report, meter: &CpuMeter) {
     report.generator_saturated = own >= GENERATOR_SATURATED;
 }
 
+/// With `LOADTEST_HUB_METRICS` set, prints the hub's `/metrics` lines that start with one
+/// of the prefixes given there (comma-separated), for looking into a run.
+async fn dump_hub_metrics(addr: SocketAddr) {
+    let Ok(prefixes) = std::env::var("LOADTEST_HUB_METRICS") else {
+        return;
+    };
+    let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
+        return;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    for line in text.lines() {
+        if prefixes.split(',').any(|p| line.starts_with(p)) {
+            eprintln!("hub metric: {line}");
+        }
+    }
+}
+
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1_000_000.0
 }
@@ -697,6 +714,7 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    dump_hub_metrics(hub.addr).await;
     finish(&mut report, &meter);
     let _ = receivers.stop.send(true);
     let mut lat = histogram();
@@ -1344,6 +1362,7 @@ async fn inbound(
     while delivered.load(Ordering::Relaxed) < expected && wait.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    dump_hub_metrics(hub.addr).await;
     finish(&mut report, &meter);
     let _ = stop.send(true);
     let mut lat = histogram();

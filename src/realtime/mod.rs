@@ -152,6 +152,9 @@ struct TenantState {
     shown: HashMap<String, UserPresence>,
     /// An input of presence changed since it was last computed.
     presence_dirty: bool,
+    /// When a timer may next change someone's presence here (see `presence::next_due`):
+    /// the periodic recomputation of an unchanged tenant waits for it.
+    presence_due: Option<i64>,
 }
 
 enum Input {
@@ -517,12 +520,22 @@ impl Hub {
             .and_then(|ts| ts.local.get_mut(user))
         {
             let now = now_ms();
+            let drift = self.inner.config.idle_away_secs as i64 * 1000 / 4;
             // Other nodes need to hear of it only when it may change what they show.
-            let stale = now - entry.active_at > self.inner.config.idle_away_secs as i64 * 1000 / 4;
+            let stale = now - entry.active_at > drift;
             entry.active_at = now;
+            let ts = tenants.get_mut(tenant).expect("present");
             if stale {
-                let ts = tenants.get_mut(tenant).expect("present");
                 ts.local_dirty = true;
+                ts.presence_dirty = true;
+            }
+            // Clients hear of it once what they were shown is a quarter of the idle time old.
+            if ts
+                .shown
+                .get(user)
+                .and_then(|p| p.last_active_at)
+                .is_some_and(|shown| now - shown >= drift)
+            {
                 ts.presence_dirty = true;
             }
         }
@@ -923,7 +936,8 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
         // Presence: recompute when an input changed (or, for the timers — idle, grace,
         // "until", out of office, expired node reports — on the periodic sweep), and send
         // what changed as one frame.
-        if !presence_due || !(ts.presence_dirty || sweep) || ts.conns.is_empty() {
+        let timer_due = sweep && ts.presence_due.is_some_and(|d| now >= d);
+        if !presence_due || !(ts.presence_dirty || timer_due) || ts.conns.is_empty() {
             continue;
         }
         ts.presence_dirty = false;
@@ -977,6 +991,15 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
         // Forget users who have left long ago.
         ts.local
             .retain(|_, u| u.conns > 0 || u.left_at.is_none_or(|t| now - t < 3_600_000));
+        ts.presence_due = presence::next_due(
+            ts.local
+                .values()
+                .chain(ts.reports.values().flat_map(|r| r.users.values())),
+            ts.reports.values().map(|r| r.expires_at),
+            ts.chosen.values(),
+            &inner.rules(),
+            now,
+        );
     }
     drop(tenants);
     for (tenant, after, upto) in fills {

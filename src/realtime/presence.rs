@@ -117,9 +117,79 @@ pub fn effective(
     p
 }
 
+/// The earliest time after `now` at which a timer may change someone's presence with no
+/// input changing: idle turning into away, a grace period ending, a chosen status or an
+/// out-of-office period starting or ending, another node's report expiring. `None` when no
+/// timer is pending. Early is harmless (a recomputation that finds nothing new); any other
+/// change of the inputs marks the tenant for recomputation anyway.
+pub fn next_due<'a>(
+    users: impl IntoIterator<Item = &'a NodeUser>,
+    report_expiries: impl IntoIterator<Item = i64>,
+    chosen: impl IntoIterator<Item = &'a ChosenStatus>,
+    rules: &Rules,
+    now: i64,
+) -> Option<i64> {
+    let mut due: Option<i64> = None;
+    let mut consider = |t: i64| {
+        if t > now && due.is_none_or(|d| t < d) {
+            due = Some(t);
+        }
+    };
+    for u in users {
+        consider(u.active_at.saturating_add(rules.idle_away_ms));
+        if let Some(left) = u.left_at {
+            consider(left.saturating_add(rules.offline_grace_ms));
+        }
+    }
+    for t in report_expiries {
+        consider(t);
+    }
+    for c in chosen {
+        for t in [c.until, c.ooo_from, c.ooo_until].into_iter().flatten() {
+            consider(t);
+        }
+    }
+    due
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_timer_is_the_earliest_one_still_ahead() {
+        let now = 1_000_000;
+        let users = [
+            node(1, now - 10_000, None),
+            node(0, now - 1_000, Some(now - 500)),
+        ];
+        // Idle: now - 10 s + 300 s; grace: now - 0.5 s + 30 s.
+        assert_eq!(
+            next_due(&users, [], [], &RULES, now),
+            Some(now - 500 + 30_000)
+        );
+        // A report that expires sooner wins; one already expired does not count.
+        assert_eq!(
+            next_due(&users, [now - 1, now + 6_000], [], &RULES, now),
+            Some(now + 6_000)
+        );
+        let chosen = ChosenStatus {
+            user_id: "u".into(),
+            status: Some("busy".into()),
+            text: None,
+            until: Some(now + 2_000),
+            ooo_from: Some(now - 100),
+            ooo_until: Some(now + 90_000),
+            ooo_text: None,
+        };
+        assert_eq!(
+            next_due(&users, [], [&chosen], &RULES, now),
+            Some(now + 2_000)
+        );
+        // Nothing ahead: no timer.
+        let long_ago = [node(0, now - 900_000, Some(now - 800_000))];
+        assert_eq!(next_due(&long_ago, [], [], &RULES, now), None);
+    }
 
     const RULES: Rules = Rules {
         idle_away_ms: 300_000,
