@@ -34,6 +34,7 @@ struct Job {
     mentions: Vec<String>,
     attachments: Vec<String>,
     reply: oneshot::Sender<Result<Sent, StoreError>>,
+    queued_at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -134,6 +135,7 @@ impl Chat {
             mentions: mentions.to_vec(),
             attachments: attachments.to_vec(),
             reply,
+            queued_at: std::time::Instant::now(),
         };
         let shard = shard_of(who.tenant_id(), self.writers.len());
         self.writers[shard]
@@ -327,6 +329,10 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
+        for job in &batch {
+            metrics::histogram!("chat_write_wait_seconds")
+                .record(started.duration_since(job.queued_at).as_secs_f64());
+        }
         let stored = store_batch(&hub, &batch).await;
         metrics::histogram!("chat_write_batch_seconds").record(started.elapsed().as_secs_f64());
         match stored {

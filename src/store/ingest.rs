@@ -15,7 +15,9 @@ use sqlx::{Any, Transaction};
 
 use super::events::Audience;
 use super::rooms::to_json;
-use super::sends::{any_of, insert_events, placeholders, reserve_positions, EventRow};
+use super::sends::{
+    any_of, insert_events, padded, pieces, placeholders, reserve_positions, EventRow,
+};
 use super::threads::{
     preview_of, Inbound, Ingested, MessageRow, Thread, ThreadMessage, ThreadRow, MESSAGE_COLUMNS,
     THREAD_RETURNING,
@@ -579,35 +581,6 @@ struct Fold {
     vacancy: Option<String>,
 }
 
-/// The most rows of a multi-row statement.
-const MAX_PIECE: usize = 64;
-
-/// `items` in pieces whose lengths are powers of two (at most [`MAX_PIECE`]): each
-/// statement has only a few texts, so the database's prepared-statement cache keeps them
-/// (a new text is parsed and planned again — on PostgreSQL a round trip more).
-fn pieces<T>(items: &[T]) -> Vec<&[T]> {
-    let mut out = Vec::new();
-    let mut rest = items;
-    while !rest.is_empty() {
-        let n = rest.len().min(MAX_PIECE);
-        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
-        let (piece, tail) = rest.split_at(size);
-        out.push(piece);
-        rest = tail;
-    }
-    out
-}
-
-/// The terms of a lookup, padded to a power of two by repeating the last (a repeated
-/// term finds nothing new), for the same reason as [`pieces`].
-fn padded<T>(items: &[T]) -> Vec<&T> {
-    let mut out: Vec<&T> = items.iter().collect();
-    if let Some(last) = items.last() {
-        out.resize(items.len().next_power_of_two(), last);
-    }
-    out
-}
-
 /// The rows of a run's messages, in one insert per hundred; by id.
 async fn insert_messages(
     tx: &mut Transaction<'static, Any>,
@@ -798,29 +771,4 @@ async fn insert_applicants(
         q.execute(&mut **tx).await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{padded, pieces};
-
-    #[test]
-    fn pieces_are_powers_of_two_and_cover_everything_once() {
-        let items: Vec<usize> = (0..203).collect();
-        let p = pieces(&items);
-        assert!(p.iter().all(|x| x.len().is_power_of_two() && x.len() <= 64));
-        assert_eq!(p.concat(), items);
-        assert_eq!(
-            p.iter().map(|x| x.len()).collect::<Vec<_>>(),
-            [64, 64, 64, 8, 2, 1]
-        );
-        assert!(pieces::<u8>(&[]).is_empty());
-    }
-
-    #[test]
-    fn padding_repeats_the_last_term() {
-        assert_eq!(padded(&[1, 2, 3]), [&1, &2, &3, &3]);
-        assert_eq!(padded(&[7]), [&7]);
-        assert!(padded::<u8>(&[]).is_empty());
-    }
 }

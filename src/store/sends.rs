@@ -13,9 +13,6 @@ use super::rooms::{
 };
 use super::{new_id, now_ms, to_time, Db, StoreError, StoreResult, StoredEvent};
 
-/// Rows per multi-row insert (keeps the statement's parameters well under every limit).
-const INSERT_CHUNK: usize = 100;
-
 /// A send that passed its checks and will be written.
 struct Accepted {
     index: usize,
@@ -203,7 +200,8 @@ impl Db {
         batch: &[BatchedSend<'_>],
     ) -> StoreResult<HashSet<(String, String, String)>> {
         let mut found = HashSet::new();
-        for chunk in batch.chunks(INSERT_CHUNK) {
+        for chunk in batch.chunks(MAX_PIECE) {
+            let chunk = padded(chunk);
             let sql = format!(
                 "SELECT tenant_id, room_id, user_id FROM room_members WHERE {}",
                 any_of(&["tenant_id", "room_id", "user_id"], chunk.len())
@@ -228,7 +226,8 @@ impl Db {
             .filter(|j| j.message.client_message_id.is_some())
             .collect();
         let mut found = HashMap::new();
-        for chunk in keyed.chunks(INSERT_CHUNK) {
+        for chunk in keyed.chunks(MAX_PIECE) {
+            let chunk = padded(chunk);
             let sql =
                 format!(
                 "SELECT tenant_id, author_id, client_message_id, id FROM room_messages WHERE {}",
@@ -326,6 +325,9 @@ pub(super) async fn reserve_positions(
     }
     let mut sorted: Vec<&(&str, i64)> = needed.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0));
+    // Padded to a power of two by repeating the last tenant (with its count: the first
+    // matching CASE arm counts, the repeats change nothing), so the statements are reused.
+    let sorted: Vec<&(&str, i64)> = padded(&sorted).into_iter().copied().collect();
     let list = (1..=sorted.len())
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -391,6 +393,35 @@ pub(super) fn any_of(columns: &[&str], rows: usize) -> String {
         .join(" OR ")
 }
 
+/// The most rows of a multi-row statement.
+pub(super) const MAX_PIECE: usize = 64;
+
+/// `items` in pieces whose lengths are powers of two (at most [`MAX_PIECE`]): each
+/// statement has only a few texts, so the database's prepared-statement cache keeps them
+/// (a new text is parsed and planned again — on PostgreSQL a round trip more).
+pub(super) fn pieces<T>(items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = rest.len().min(MAX_PIECE);
+        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (piece, tail) = rest.split_at(size);
+        out.push(piece);
+        rest = tail;
+    }
+    out
+}
+
+/// The terms of a lookup, padded to a power of two by repeating the last (a repeated
+/// term finds nothing new), for the same reason as [`pieces`].
+pub(super) fn padded<T>(items: &[T]) -> Vec<&T> {
+    let mut out: Vec<&T> = items.iter().collect();
+    if let Some(last) = items.last() {
+        out.resize(items.len().next_power_of_two(), last);
+    }
+    out
+}
+
 pub(super) fn placeholders(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
@@ -409,7 +440,7 @@ async fn insert_messages(
     messages: &[(usize, RoomMessage)],
     now: i64,
 ) -> StoreResult<()> {
-    for chunk in messages.chunks(INSERT_CHUNK) {
+    for chunk in pieces(messages) {
         let sql = format!(
             "INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
              mentions, attachments, position, created_at) VALUES {}",
@@ -439,7 +470,7 @@ pub(super) async fn insert_events(
     events: &[EventRow],
     now: i64,
 ) -> StoreResult<()> {
-    for chunk in events.chunks(INSERT_CHUNK) {
+    for chunk in pieces(events) {
         let sql = format!(
             "INSERT INTO events (tenant_id, position, kind, audience, payload, created_at) VALUES {}",
             placeholders(chunk.len(), 6)
@@ -457,4 +488,29 @@ pub(super) async fn insert_events(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{padded, pieces};
+
+    #[test]
+    fn pieces_are_powers_of_two_and_cover_everything_once() {
+        let items: Vec<usize> = (0..203).collect();
+        let p = pieces(&items);
+        assert!(p.iter().all(|x| x.len().is_power_of_two() && x.len() <= 64));
+        assert_eq!(p.concat(), items);
+        assert_eq!(
+            p.iter().map(|x| x.len()).collect::<Vec<_>>(),
+            [64, 64, 64, 8, 2, 1]
+        );
+        assert!(pieces::<u8>(&[]).is_empty());
+    }
+
+    #[test]
+    fn padding_repeats_the_last_term() {
+        assert_eq!(padded(&[1, 2, 3]), [&1, &2, &3, &3]);
+        assert_eq!(padded(&[7]), [&7]);
+        assert!(padded::<u8>(&[]).is_empty());
+    }
 }
