@@ -75,10 +75,16 @@ const SQLITE_PRAGMAS: &[&str] = &[
     // Checkpoints run in the background (see `checkpoint_in_background`), never inside a
     // writer's commit, where their fsyncs would stall every waiting send.
     "PRAGMA wal_autocheckpoint = 0",
+    // The log file, once started over, is cut back to this size (bytes).
+    "PRAGMA journal_size_limit = 67108864",
 ];
 
 /// How often the WAL is copied back into the database file (SQLite).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// WAL frames (pages) after which the log is started over (16,384 pages of 4 KiB: 64 MiB,
+/// the size the file is cut back to).
+const RESTART_WAL_AFTER_FRAMES: i64 = 16_384;
 
 /// How long a query waits for a pool connection before the request fails with 503-ish
 /// `database_unavailable` instead of hanging.
@@ -220,15 +226,18 @@ impl Db {
         let pool = open_pool(options.clone(), backend, max_connections.max(1)).await?;
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
-            tokio::spawn(checkpoint_in_background(pool.clone()));
         }
         // SQLite: write transactions take turns at the gate on a connection of their own,
         // so a burst of readers holding the pool never delays a writer.
         let (write_gate, writer) = if backend == Backend::Sqlite {
-            (
-                Some(Arc::new(tokio::sync::Mutex::new(()))),
-                open_pool(options, backend, 1).await?,
-            )
+            let gate = Arc::new(tokio::sync::Mutex::new(()));
+            let writer = open_pool(options, backend, 1).await?;
+            tokio::spawn(checkpoint_in_background(
+                pool.clone(),
+                writer.clone(),
+                gate.clone(),
+            ));
+            (Some(gate), writer)
         } else {
             (None, pool.clone())
         };
@@ -350,21 +359,49 @@ async fn open_pool(options: AnyConnectOptions, backend: Backend, max: u32) -> St
 
 /// Copies the WAL back into the database file, without blocking writers (PASSIVE), until
 /// the pool is closed.
-async fn checkpoint_in_background(pool: AnyPool) {
+async fn checkpoint_in_background(
+    pool: AnyPool,
+    writer: AnyPool,
+    gate: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if pool.is_closed() {
+        if pool.is_closed() || writer.is_closed() {
             return;
         }
-        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
-            if pool.is_closed() {
+        if let Err(e) = checkpoint(&pool, &writer, &gate, RESTART_WAL_AFTER_FRAMES).await {
+            if pool.is_closed() || writer.is_closed() {
                 return;
             }
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
+}
+
+/// One checkpoint; returns whether the log was started over. Under steady reads and writes
+/// the log is never found unused at the moment a writer could start it over, and grows
+/// without end (appending is dearer than rewriting, and the file takes the disk). Past
+/// `restart_after` frames, a checkpoint in the writers' turn waits for the readers of the
+/// moment (milliseconds) and starts the log over.
+async fn checkpoint(
+    pool: &AnyPool,
+    writer: &AnyPool,
+    gate: &tokio::sync::Mutex<()>,
+    restart_after: i64,
+) -> StoreResult<bool> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await?;
+    if frames < restart_after {
+        return Ok(false);
+    }
+    let _turn = gate.lock().await;
+    writer.execute("PRAGMA wal_checkpoint(RESTART)").await?;
+    metrics::counter!("sqlite_wal_restarts_total").increment(1);
+    Ok(true)
 }
 
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
@@ -439,6 +476,61 @@ mod tests {
             (1, 1, "wal"),
             "foreign keys on, synchronous NORMAL, WAL"
         );
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_long_wal_is_started_over_while_a_reader_keeps_reading() {
+        let dir = std::env::temp_dir().join(format!("jobers-wal-{}", new_id()));
+        let url = Secret::new(format!("sqlite://{}?mode=rwc", dir.join("t.db").display()));
+        let db = Db::connect(&url, 2).await.unwrap();
+        let gate = db.write_gate.clone().expect("sqlite has a gate");
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            .execute(&db.writer)
+            .await
+            .unwrap();
+        for i in 0..200 {
+            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(format!("{i:0>500}"))
+                .execute(&db.writer)
+                .await
+                .unwrap();
+        }
+        let frames = || async {
+            let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+            log
+        };
+        // A reader in the middle of a transaction on the log: a writer would append after
+        // its frames. Past the limit the checkpoint waits for it to finish and the log
+        // starts over.
+        let mut reading = db.pool.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *reading)
+            .await
+            .unwrap();
+        let reader = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            reading.commit().await.unwrap();
+        });
+        // Below the limit nothing is started over; the log keeps its frames.
+        assert!(!checkpoint(&db.pool, &db.writer, &gate, i64::MAX)
+            .await
+            .unwrap());
+        let before = frames().await;
+        assert!(before > 100, "the inserts are in the log: {before}");
+        assert!(checkpoint(&db.pool, &db.writer, &gate, 1).await.unwrap());
+        // The next write goes to the start of the log.
+        sqlx::query("INSERT INTO t (v) VALUES ('next')")
+            .execute(&db.writer)
+            .await
+            .unwrap();
+        let after = frames().await;
+        assert!(after < 10, "the log was started over: {after} frames");
+        reader.await.unwrap();
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
