@@ -46,9 +46,16 @@ impl Machine {
             .map(|s| s.trim_matches('"').to_string())
             .unwrap_or_else(|| "Linux".into());
         Machine {
-            cores: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            // The machine's cores, not this process's share (the generator pins itself).
+            cores: std::fs::read_to_string("/proc/cpuinfo")
+                .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                }),
             cpu_model,
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             os,
