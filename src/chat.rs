@@ -52,28 +52,10 @@ impl Chat {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
-        let main = tokio::runtime::Handle::current();
         let writers = (0..count)
-            .map(|n| {
+            .map(|_| {
                 let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-                // A thread of its own: a send wakes the writer at once, instead of queueing
-                // it behind every ready connection task of a busy node.
-                let hub = hub.clone();
-                let main = main.clone();
-                let spawned = std::thread::Builder::new()
-                    .name(format!("message-writer-{n}"))
-                    .spawn(move || {
-                        match tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                        {
-                            Ok(rt) => rt.block_on(write_messages(hub, rx, main)),
-                            Err(e) => tracing::error!(error = %e, "message writer: no runtime"),
-                        }
-                    });
-                if let Err(e) = spawned {
-                    tracing::error!(error = %e, "message writer: no thread");
-                }
+                tokio::spawn(write_messages(hub.clone(), rx));
                 tx
             })
             .collect();
@@ -333,7 +315,7 @@ fn shard_of(tenant_id: &str, shards: usize) -> usize {
 /// The message writer: takes the sends waiting (up to a batch), stores them in one
 /// transaction, answers each. With one send waiting it is one transaction per send; under
 /// load, one commit serves hundreds.
-async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>, main: tokio::runtime::Handle) {
+async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(WRITER_BATCH);
     while let Some(first) = jobs.recv().await {
         batch.push(first);
@@ -354,7 +336,7 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>, main: tokio::ru
         let stored = store_batch(&hub, &batch).await;
         metrics::histogram!("chat_write_batch_seconds").record(started.elapsed().as_secs_f64());
         match stored {
-            Ok(outcomes) => answer(&hub, &main, batch.drain(..).zip(outcomes)),
+            Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)),
             // One send's failure must not fail its neighbours: each is tried on its own.
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(error = %e, size = batch.len(), "a batch of messages failed; storing them one by one");
@@ -363,7 +345,7 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>, main: tokio::ru
                         Ok(mut o) => o.pop().unwrap_or(Err(StoreError::NotFound)),
                         Err(e) => Err(e),
                     };
-                    answer(&hub, &main, std::iter::once((job, outcome)));
+                    answer(&hub, std::iter::once((job, outcome)));
                 }
             }
             Err(e) => {
@@ -405,14 +387,10 @@ async fn store_batch(
 /// now (a timeout, a closed socket): a committed message always goes out — then answers.
 /// In a task of its own, so the writer goes on with the next batch (with Redis, a publish
 /// is a network round trip).
-fn answer(
-    hub: &Hub,
-    main: &tokio::runtime::Handle,
-    done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>,
-) {
+fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>) {
     let done: Vec<(Job, Result<Sent, StoreError>)> = done.collect();
     let hub = hub.clone();
-    main.spawn(async move {
+    tokio::spawn(async move {
         for (job, outcome) in done {
             if let Ok(sent) = &outcome {
                 hub.publish_events(&job.tenant_id, &sent.events).await;

@@ -76,15 +76,17 @@ const SQLITE_PRAGMAS: &[&str] = &[
     // writer's commit, where their fsyncs would stall every waiting send.
     "PRAGMA wal_autocheckpoint = 0",
     // The log file, once started over, is cut back to this size (bytes).
-    "PRAGMA journal_size_limit = 67108864",
+    "PRAGMA journal_size_limit = 1073741824",
 ];
 
 /// How often the WAL is copied back into the database file (SQLite).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// WAL frames (pages) after which the log is started over (16,384 pages of 4 KiB: 64 MiB,
-/// the size the file is cut back to).
-const RESTART_WAL_AFTER_FRAMES: i64 = 16_384;
+/// WAL frames (pages) after which the log is started over (262,144 pages of 4 KiB: 1 GiB,
+/// the size the file is cut back to). Each restart holds writers for tens of milliseconds
+/// (the database file is synced meanwhile), so only under long heavy load: a log that
+/// gets a quiet moment starts over by itself.
+const RESTART_WAL_AFTER_FRAMES: i64 = 262_144;
 
 /// How long a query waits for a pool connection before the request fails with 503-ish
 /// `database_unavailable` instead of hanging.
