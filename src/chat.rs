@@ -329,9 +329,9 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
+        let waited = metrics::histogram!("chat_write_wait_seconds");
         for job in &batch {
-            metrics::histogram!("chat_write_wait_seconds")
-                .record(started.duration_since(job.queued_at).as_secs_f64());
+            waited.record(started.duration_since(job.queued_at).as_secs_f64());
         }
         let stored = store_batch(&hub, &batch).await;
         metrics::histogram!("chat_write_batch_seconds").record(started.elapsed().as_secs_f64());

@@ -59,6 +59,16 @@ async fn team() -> Team {
     team_with(|_| {}).await
 }
 
+/// Olga connected, then Ivan; returns both once Olga sees Ivan online.
+async fn olga_sees_ivan_arrive(t: &Team) -> (WsClient, WsClient) {
+    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    olga.next_of("live", None).await;
+    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
+    ivan.next_of("live", None).await;
+    olga.wait_presence(&t.ivan.0.id, "online").await;
+    (olga, ivan)
+}
+
 fn send_frame(room: &str, body: &str, cmid: &str) -> Value {
     json!({"type": "send", "room_id": room, "body": body, "client_message_id": cmid, "ref": cmid})
 }
@@ -775,11 +785,7 @@ async fn a_busy_writer_does_not_flood_the_tenant_with_presence() {
         c.realtime.presence_flush_ms = 50;
     })
     .await;
-    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
-    olga.next_of("live", None).await;
-    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
-    ivan.next_of("live", None).await;
-    olga.wait_presence(&t.ivan.0.id, "online").await;
+    let (mut olga, mut ivan) = olga_sees_ivan_arrive(&t).await;
     // Let the arrival's frames pass, then Ivan writes ten times over a second and a half:
     // several recomputations (every 500 ms at least), his status the same throughout.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -811,12 +817,7 @@ async fn a_busy_writer_does_not_flood_the_tenant_with_presence() {
     // Four seconds after his arrival his last activity is news again.
     tokio::time::sleep(Duration::from_millis(2000)).await;
     ivan.send(send_frame(&t.room, "later", "busy-later")).await;
-    let p = loop {
-        let f = olga.next().await;
-        if f["type"] == "presence" {
-            break f;
-        }
-    };
+    let p = olga.next_of("presence", None).await;
     let entry = &p["users"][0];
     assert_eq!(entry["user_id"], t.ivan.0.id.as_str());
     assert_eq!(entry["status"], "online");
@@ -829,11 +830,7 @@ async fn timers_change_presence_by_themselves() {
         c.realtime.presence_flush_ms = 50;
     })
     .await;
-    let mut olga = WsClient::connect(&t.app.base, &t.olga.1, None).await;
-    olga.next_of("live", None).await;
-    let mut ivan = WsClient::connect(&t.app.base, &t.ivan.1, None).await;
-    ivan.next_of("live", None).await;
-    olga.wait_presence(&t.ivan.0.id, "online").await;
+    let (mut olga, mut ivan) = olga_sees_ivan_arrive(&t).await;
     // Nobody does anything: Ivan turns away after a second of idleness.
     let started = std::time::Instant::now();
     olga.wait_presence(&t.ivan.0.id, "away").await;

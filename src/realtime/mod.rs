@@ -520,7 +520,7 @@ impl Hub {
             .and_then(|ts| ts.local.get_mut(user))
         {
             let now = now_ms();
-            let drift = self.inner.config.idle_away_secs as i64 * 1000 / 4;
+            let drift = self.inner.activity_drift_ms();
             // Other nodes need to hear of it only when it may change what they show.
             let stale = now - entry.active_at > drift;
             entry.active_at = now;
@@ -547,6 +547,12 @@ impl Hub {
 }
 
 impl HubInner {
+    /// How far a user's last activity moves before it is news (to other nodes and to
+    /// clients): a quarter of the idle time.
+    fn activity_drift_ms(&self) -> i64 {
+        self.config.idle_away_secs as i64 * 1000 / 4
+    }
+
     fn rules(&self) -> Rules {
         Rules {
             idle_away_ms: self.config.idle_away_secs as i64 * 1000,
@@ -961,7 +967,7 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
         }
         // Activity alone is news only after a quarter of the idle time: an active user
         // would otherwise be re-sent to the whole tenant on every recomputation.
-        let drift = inner.config.idle_away_secs as i64 * 1000 / 4;
+        let drift = inner.activity_drift_ms();
         let changed: Vec<&UserPresence> = computed
             .values()
             .filter(|p| {
@@ -981,10 +987,9 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
                 metrics::counter!("presence_frames_total").increment(1);
                 deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
             }
-            let changed: Vec<UserPresence> = changed.into_iter().cloned().collect();
             ts.shown.retain(|user, _| computed.contains_key(user));
             for p in changed {
-                ts.shown.insert(p.user_id.clone(), p);
+                ts.shown.insert(p.user_id.clone(), p.clone());
             }
             let _ = inner.presence_changes.send(tenant.clone());
         }

@@ -7,9 +7,8 @@
 //   JOBERS_BIN=path/to/jobers node --test e2e/mailbox.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { apiLogin, artifacts, loginAs, startHub } from './support.mjs';
+import { apiLogin, artifacts, freePort, loginAs, startHub } from './support.mjs';
 
 const OLGA = 'olga@demo.jobers.local';
 const IVAN = 'ivan@demo.jobers.local';
@@ -25,18 +24,6 @@ after(async () => {
   await env?.stop();
 });
 
-/** A port on loopback that nothing listens on (taken and given back at once). */
-function closedPort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
-}
-
 async function fillServer(page, kind, { host, port, security, password }) {
   const part = page.locator(`[data-testid=mailbox-form] [data-testid=mailbox-${kind}]`);
   await part.getByLabel('Сервер').fill(host);
@@ -48,7 +35,7 @@ async function fillServer(page, kind, { host, port, security, password }) {
 test('a recruiter adds a personal mailbox, sees its health and sends from it', async (t) => {
   const ivan = await loginAs(env, IVAN);
   const page = ivan.page;
-  const port = await closedPort();
+  const port = await freePort();
   let accountId;
 
   await t.test('the profile form adds the mailbox for ivan himself', async () => {

@@ -15,7 +15,8 @@ export const artifacts = join(here, 'artifacts');
 export const PASSWORD = 'jobers-demo';
 export const TIMEOUT = 15_000;
 
-function freePort() {
+/** A port on loopback that nothing listens on (taken and given back at once). */
+export function freePort() {
   return new Promise((ok, fail) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
