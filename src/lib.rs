@@ -71,10 +71,16 @@ impl App {
             switch::Clock::default(),
             public_url,
         );
+        let chat = Chat::new(hub.clone());
         let state = AppState {
             switch,
             blobs,
-            chat: Chat::new(hub.clone()),
+            ws: Arc::new(realtime::connection::Context {
+                hub: hub.clone(),
+                auth: auth.clone(),
+                chat: chat.clone(),
+            }),
+            chat,
             hub,
             config: Arc::new(config),
             db,

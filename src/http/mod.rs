@@ -52,6 +52,8 @@ pub struct AppState {
     pub blobs: Blobs,
     pub switch: crate::switch::Switch,
     pub metrics: PrometheusHandle,
+    /// What every WebSocket connection shares.
+    pub ws: Arc<crate::realtime::connection::Context>,
 }
 
 #[derive(OpenApi)]

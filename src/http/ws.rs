@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::error::ApiError;
-use crate::realtime::connection::{self, Context};
+use crate::realtime::connection;
 
 /// Bytes the socket reads from the network at a time. Small: client frames are small, and
 /// this buffer is held by every idle connection (a larger frame grows it as needed).
@@ -21,11 +21,7 @@ pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Res
         .into_response();
     }
     let max = state.config.realtime.max_frame_bytes;
-    let ctx = Context {
-        hub: state.hub.clone(),
-        auth: state.auth.clone(),
-        chat: state.chat.clone(),
-    };
+    let ctx = state.ws.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER)

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::sync::mpsc;
+use std::sync::Arc;
 
 use super::protocol::{close, error_frame, event_frame, ClientFrame, PROTOCOL_VERSION};
-use super::{ConnHandle, Hub, Outbound};
+use super::{ConnControl, ConnHandle, Hub, Next, Outbound};
 use crate::auth::{AuthService, Principal};
 use crate::chat::Chat;
 use crate::error::ApiError;
@@ -60,41 +60,78 @@ fn close_message(code: u16, reason: &str) -> Message {
     }))
 }
 
-/// Serves one upgraded socket until it closes.
-pub async fn serve(socket: WebSocket, ctx: Context) {
-    // The handshake is boxed: its (large) future exists only while it runs, so idle
-    // connections do not carry its state.
+/// Serves one upgraded socket: `hello` and the handshake here, then a reader task and a
+/// writer task of their own. This task ends once they run, so a connection holds only their
+/// small state (the handshake's futures are large and live only while it runs).
+pub async fn serve(socket: WebSocket, ctx: Arc<Context>) {
     let Some(opened) = Box::pin(open(socket, &ctx)).await else {
         return;
     };
     let Opened {
-        socket,
+        mut socket,
         principal,
         handle,
-        rx,
         current,
         since,
         reference,
     } = opened;
-    let tenant = principal.tenant_id().to_string();
-    let served = serve_attached(
-        socket, &ctx, &principal, &handle, rx, current, since, reference,
+    // The handshake writes a lot (snapshot, replay); a client that stops reading during it
+    // is dropped after a while like any other.
+    let greeted = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        Box::pin(greet(
+            &mut socket,
+            &ctx,
+            &principal,
+            current,
+            since,
+            reference,
+        )),
     )
     .await;
-    ctx.hub.detach(&tenant, &handle);
-    if let Err(e) = served {
-        tracing::debug!(error = %e, "connection ended");
-    }
+    let last = match greeted {
+        Ok(Ok(last)) => last,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection ended in its handshake");
+            ctx.hub.detach(principal.tenant_id(), &handle);
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("handshake timed out");
+            ctx.hub.detach(principal.tenant_id(), &handle);
+            return;
+        }
+    };
+    let (sink, stream) = socket.split();
+    let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
+    let writer = tokio::spawn(write_loop(sink, handle.control.clone(), last, heartbeat));
+    tokio::spawn(read_task(
+        stream,
+        writer,
+        Attached {
+            ctx,
+            principal,
+            handle,
+            heartbeat,
+        },
+    ));
 }
 
 struct Opened {
     socket: WebSocket,
     principal: Principal,
     handle: ConnHandle,
-    rx: mpsc::Receiver<Outbound>,
     current: i64,
     since: Option<i64>,
     reference: Option<String>,
+}
+
+/// What the reader holds for the life of a connection.
+struct Attached {
+    ctx: Arc<Context>,
+    principal: Principal,
+    handle: ConnHandle,
+    heartbeat: Duration,
 }
 
 /// `hello`, authentication and registration; `None` when the socket was closed.
@@ -166,7 +203,7 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
     };
 
     // 2. Register before reading the log, so nothing falls between replay and live.
-    let (handle, rx, current) = match ctx.hub.attach(&principal).await {
+    let (handle, current) = match ctx.hub.attach(&principal).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "attaching a connection failed");
@@ -178,59 +215,29 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
         socket,
         principal,
         handle,
-        rx,
         current,
         since,
         reference,
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn serve_attached(
-    mut socket: WebSocket,
-    ctx: &Context,
-    principal: &Principal,
-    handle: &ConnHandle,
-    rx: mpsc::Receiver<Outbound>,
-    current: i64,
-    since: Option<i64>,
-    reference: Option<String>,
-) -> anyhow::Result<()> {
-    // The handshake writes a lot (snapshot, replay); a client that stops reading during it
-    // is dropped after a while like any other.
-    let last = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
-        Box::pin(greet(
-            &mut socket,
-            ctx,
-            principal,
-            current,
-            since,
-            reference,
-        )),
-    )
-    .await
-    .map_err(|_| anyhow::anyhow!("handshake timed out"))??;
-
-    // 4. Writer and reader.
-    let (sink, stream) = socket.split();
-    let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        rx,
-        handle.control.clone(),
-        last,
-        heartbeat,
-    ));
+/// The reader for the life of a connection; when it ends (the client left, the hub closed
+/// the connection, or the writer gave up) the writer finishes and the connection detaches.
+async fn read_task(
+    stream: futures_util::stream::SplitStream<WebSocket>,
+    mut writer: tokio::task::JoinHandle<()>,
+    conn: Attached,
+) {
+    let control = &conn.handle.control;
     let (outcome, writer_done) = tokio::select! {
-        outcome = read_loop(stream, ctx, principal, handle, heartbeat) => (outcome, false),
+        outcome = read_loop(stream, &conn) => (outcome, false),
         // The writer gave up (the client stopped reading, or went away).
         _ = &mut writer => (None, true),
     };
     if let Some((code, reason)) = outcome {
-        handle.control.close(code, &reason);
+        control.close(code, &reason);
     } else {
-        handle.control.close(1000, "bye");
+        control.close(1000, "bye");
     }
     if !writer_done
         && tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
@@ -239,7 +246,10 @@ async fn serve_attached(
     {
         writer.abort();
     }
-    Ok(())
+    control.writer_gone();
+    conn.ctx
+        .hub
+        .detach(conn.principal.tenant_id(), &conn.handle);
 }
 
 /// `welcome`, the presence snapshot, the replay and `live`; returns the position the
@@ -360,8 +370,7 @@ const WRITE_COALESCE: usize = 64;
 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Outbound>,
-    control: std::sync::Arc<super::ConnControl>,
+    control: Arc<ConnControl>,
     mut last: i64,
     heartbeat: Duration,
 ) {
@@ -378,53 +387,66 @@ async fn write_loop(
         )
     }
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             biased;
-            _ = control.closed() => {
-                if let Some((code, reason)) = control.close_reason() {
-                    if send(&mut sink, close_message(code, &reason)).await {
-                        let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
-                    }
-                }
-                return;
-            }
-            item = rx.recv() => {
-                let Some(item) = item else { return };
-                // Whatever else is queued goes out with it: one write for many frames.
-                let mut next = Some(item);
-                let mut fed = 0;
-                while let Some(item) = next.take() {
-                    let text = match item {
-                        Outbound::Event(position, _) if position <= last => None,
-                        Outbound::Event(position, text) => { last = position; Some(text) }
-                        Outbound::Frame(text) => Some(text),
-                    };
-                    if let Some(text) = text {
-                        if !matches!(
-                            tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await,
-                            Ok(Ok(()))
-                        ) {
-                            return;
-                        }
-                        fed += 1;
-                    }
-                    if fed < WRITE_COALESCE {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if fed > 0
-                    && !matches!(tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await, Ok(Ok(())))
-                {
-                    return;
-                }
-            }
+            next = control.next() => next,
             _ = ping.tick() => {
                 if !send(&mut sink, Message::Ping(Default::default())).await {
-                    return;
+                    break;
                 }
+                continue;
+            }
+        };
+        let frames = match next {
+            Next::Close(code, reason) => {
+                if send(&mut sink, close_message(code, &reason)).await {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
+                }
+                break;
+            }
+            Next::Frames(frames) => frames,
+        };
+        // Everything queued goes out together: one write for many frames.
+        let mut fed = 0;
+        let mut ok = true;
+        for item in frames {
+            let text = match item {
+                Outbound::Event(position, _) if position <= last => continue,
+                Outbound::Event(position, text) => {
+                    last = position;
+                    text
+                }
+                Outbound::Frame(text) => text,
+            };
+            if !matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await,
+                Ok(Ok(()))
+            ) {
+                ok = false;
+                break;
+            }
+            fed += 1;
+            if fed % WRITE_COALESCE == 0
+                && !matches!(
+                    tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+                    Ok(Ok(()))
+                )
+            {
+                ok = false;
+                break;
             }
         }
+        if !ok
+            || (fed % WRITE_COALESCE != 0
+                && !matches!(
+                    tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+                    Ok(Ok(()))
+                ))
+        {
+            break;
+        }
     }
+    control.writer_gone();
 }
 
 /// Token bucket for client frames.
@@ -480,11 +502,15 @@ impl RateLimit {
 /// decides.
 async fn read_loop(
     mut stream: futures_util::stream::SplitStream<WebSocket>,
-    ctx: &Context,
-    principal: &Principal,
-    handle: &ConnHandle,
-    heartbeat: Duration,
+    conn: &Attached,
 ) -> Option<(u16, String)> {
+    let Attached {
+        ctx,
+        principal,
+        handle,
+        heartbeat,
+    } = conn;
+    let heartbeat = *heartbeat;
     let rate = ctx.hub.config().frames_per_second.max(1) as f64;
     let mut limit = RateLimit::new(rate);
     loop {
@@ -542,7 +568,10 @@ async fn read_loop(
 
 async fn reply(handle: &ConnHandle, frame: String) {
     // Answers wait for room in this connection's own queue (back-pressure on itself).
-    let _ = handle.tx.send(Outbound::Frame(frame.into())).await;
+    handle
+        .control
+        .push_waiting(Outbound::Frame(frame.into()))
+        .await;
 }
 
 async fn handle_frame(

@@ -51,43 +51,162 @@ pub enum Outbound {
     Frame(Utf8Bytes),
 }
 
-/// Set when the hub wants a connection closed; the writer sends the close frame and the
-/// reader stops.
+/// A connection's outgoing queue and its close request, shared by the hub (which queues
+/// frames), the writer (which drains them) and the reader (which waits for a close).
+///
+/// An idle connection's queue holds no memory: the writer takes everything queued at once
+/// and leaves an empty queue behind. At `capacity` frames waiting, the client counts as too
+/// slow and is closed (it resumes from its last position).
 pub struct ConnControl {
-    close: Mutex<Option<(u16, String)>>,
-    signal: tokio::sync::watch::Sender<bool>,
+    state: Mutex<ConnState>,
+    capacity: usize,
+    /// Wakes the writer: a frame was queued or a close asked for (one waiter; a wake-up
+    /// with nobody waiting is kept for the next wait).
+    queued: tokio::sync::Notify,
+    /// Wakes the reader on a close and senders waiting for room.
+    changed: tokio::sync::Notify,
 }
 
-impl Default for ConnControl {
-    fn default() -> Self {
-        Self {
-            close: Mutex::new(None),
-            signal: tokio::sync::watch::channel(false).0,
-        }
-    }
+#[derive(Default)]
+struct ConnState {
+    queue: std::collections::VecDeque<Outbound>,
+    close: Option<(u16, String)>,
+    /// The writer has stopped: nothing queued from now on would be sent.
+    writer_gone: bool,
+}
+
+/// What the writer gets from [`ConnControl::next`].
+pub enum Next {
+    /// Frames to write, oldest first.
+    Frames(std::collections::VecDeque<Outbound>),
+    /// A close was asked for: the code and reason to send.
+    Close(u16, String),
+}
+
+/// What became of a frame given to [`ConnControl::push`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Pushed {
+    Queued,
+    /// The queue is full.
+    Full,
+    /// The connection is closing or its writer is gone; the frame was dropped.
+    Dropped,
 }
 
 impl ConnControl {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(ConnState::default()),
+            capacity: capacity.max(1),
+            queued: tokio::sync::Notify::new(),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnState> {
+        self.state.lock().expect("not poisoned")
+    }
+
+    /// Queues a frame unless the queue is full or the connection is closing.
+    pub fn push(&self, item: Outbound) -> Pushed {
+        let mut state = self.lock();
+        if state.writer_gone || state.close.is_some() {
+            return Pushed::Dropped;
+        }
+        if state.queue.len() >= self.capacity {
+            return Pushed::Full;
+        }
+        state.queue.push_back(item);
+        drop(state);
+        self.queued.notify_one();
+        Pushed::Queued
+    }
+
+    /// Queues a frame, waiting for room while the queue is full (a connection's answers
+    /// to its own frames: back-pressure on itself).
+    pub async fn push_waiting(&self, item: Outbound) -> Pushed {
+        loop {
+            let room = self.changed.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.writer_gone || state.close.is_some() {
+                    return Pushed::Dropped;
+                }
+                if state.queue.len() < self.capacity {
+                    state.queue.push_back(item);
+                    drop(state);
+                    self.queued.notify_one();
+                    return Pushed::Queued;
+                }
+            }
+            room.await;
+        }
+    }
+
     /// Asks for the connection to be closed; true for the first such request.
     pub fn close(&self, code: u16, reason: &str) -> bool {
-        let mut slot = self.close.lock().expect("not poisoned");
-        let first = slot.is_none();
+        let mut state = self.lock();
+        let first = state.close.is_none();
         if first {
-            *slot = Some((code, reason.to_string()));
+            state.close = Some((code, reason.to_string()));
+            // Nothing queued will be sent now; free it.
+            state.queue = Default::default();
         }
-        drop(slot);
-        self.signal.send_replace(true);
+        drop(state);
+        self.queued.notify_one();
+        self.changed.notify_waiters();
         first
     }
 
     pub fn close_reason(&self) -> Option<(u16, String)> {
-        self.close.lock().expect("not poisoned").clone()
+        self.lock().close.clone()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.lock().close.is_some()
     }
 
     /// Completes once a close was asked for.
     pub async fn closed(&self) {
-        let mut rx = self.signal.subscribe();
-        let _ = rx.wait_for(|closed| *closed).await;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.is_closing() {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// The writer's wait: everything queued, or the close once asked for.
+    pub async fn next(&self) -> Next {
+        loop {
+            {
+                let mut state = self.lock();
+                if let Some((code, reason)) = &state.close {
+                    return Next::Close(*code, reason.clone());
+                }
+                if !state.queue.is_empty() {
+                    let frames = std::mem::take(&mut state.queue);
+                    drop(state);
+                    self.changed.notify_waiters();
+                    return Next::Frames(frames);
+                }
+            }
+            self.queued.notified().await;
+        }
+    }
+
+    /// The writer has stopped; later frames are dropped and senders stop waiting.
+    pub fn writer_gone(&self) {
+        let mut state = self.lock();
+        state.writer_gone = true;
+        state.queue = Default::default();
+        drop(state);
+        self.changed.notify_waiters();
     }
 }
 
@@ -96,23 +215,17 @@ pub struct ConnHandle {
     pub id: u64,
     pub user_id: Arc<str>,
     pub session_id: Arc<str>,
-    tx: mpsc::Sender<Outbound>,
     pub control: Arc<ConnControl>,
 }
 
 impl ConnHandle {
     fn push(&self, item: Outbound) {
-        match self.tx.try_send(item) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self
-                    .control
-                    .close(protocol::close::SLOW_CONSUMER, "slow_consumer")
-                {
-                    metrics::counter!("ws_slow_consumer_disconnects_total").increment(1);
-                }
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if self.control.push(item) == Pushed::Full
+            && self
+                .control
+                .close(protocol::close::SLOW_CONSUMER, "slow_consumer")
+        {
+            metrics::counter!("ws_slow_consumer_disconnects_total").increment(1);
         }
     }
 }
@@ -400,10 +513,7 @@ impl Hub {
     }
 
     /// Registers an authenticated connection; returns its handle and its queue.
-    pub(crate) async fn attach(
-        &self,
-        principal: &Principal,
-    ) -> anyhow::Result<(ConnHandle, mpsc::Receiver<Outbound>, i64)> {
+    pub(crate) async fn attach(&self, principal: &Principal) -> anyhow::Result<(ConnHandle, i64)> {
         let inner = &self.inner;
         let tenant = principal.tenant_id();
         let tdb = inner.db.for_tenant(tenant);
@@ -418,13 +528,11 @@ impl Hub {
         } else {
             None
         };
-        let (tx, rx) = mpsc::channel(inner.config.outgoing_queue.max(8));
         let handle = ConnHandle {
             id: inner.next_conn.fetch_add(1, Ordering::Relaxed),
             user_id: Arc::from(principal.user_id()),
             session_id: Arc::from(principal.session_id()),
-            tx,
-            control: Arc::new(ConnControl::default()),
+            control: Arc::new(ConnControl::new(inner.config.outgoing_queue.max(8))),
         };
         let first_here = init.is_some();
         {
@@ -445,10 +553,7 @@ impl Hub {
             list.push(handle.clone());
             // Past the limit, the oldest open connection is asked to close; it leaves the
             // list (and the counts) through its own `detach`.
-            let open: Vec<&ConnHandle> = list
-                .iter()
-                .filter(|c| c.control.close_reason().is_none())
-                .collect();
+            let open: Vec<&ConnHandle> = list.iter().filter(|c| !c.control.is_closing()).collect();
             if open.len() > inner.config.max_connections_per_user.max(1) {
                 open[0].control.close(
                     protocol::close::TOO_MANY_CONNECTIONS,
@@ -480,7 +585,7 @@ impl Hub {
                 return Err(e.into());
             }
         };
-        Ok((handle, rx, current))
+        Ok((handle, current))
     }
 
     pub(crate) fn detach(&self, tenant: &str, handle: &ConnHandle) {
@@ -1148,5 +1253,109 @@ async fn read_tenant_reports(
     if let Some(ts) = inner.tenants.lock().expect("not poisoned").get_mut(tenant) {
         ts.reports = reports;
         ts.presence_dirty = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(text: &str) -> Outbound {
+        Outbound::Frame(Utf8Bytes::from(text.to_string()))
+    }
+
+    fn texts(next: Next) -> Vec<String> {
+        match next {
+            Next::Frames(frames) => frames
+                .into_iter()
+                .map(|f| match f {
+                    Outbound::Frame(t) | Outbound::Event(_, t) => t.to_string(),
+                })
+                .collect(),
+            Next::Close(code, reason) => vec![format!("close {code} {reason}")],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_writer_takes_everything_queued_and_leaves_nothing_allocated() {
+        let c = ConnControl::new(3);
+        assert_eq!(c.push(frame("a")), Pushed::Queued);
+        assert_eq!(c.push(frame("b")), Pushed::Queued);
+        assert_eq!(texts(c.next().await), ["a", "b"]);
+        // An idle connection's queue holds no memory.
+        assert_eq!(c.lock().queue.capacity(), 0);
+        assert_eq!(c.push(frame("c")), Pushed::Queued);
+        assert_eq!(c.push(frame("d")), Pushed::Queued);
+        assert_eq!(c.push(frame("e")), Pushed::Queued);
+        assert_eq!(c.push(frame("f")), Pushed::Full);
+        assert_eq!(texts(c.next().await), ["c", "d", "e"]);
+    }
+
+    #[tokio::test]
+    async fn a_frame_queued_while_the_writer_waits_wakes_it() {
+        let c = Arc::new(ConnControl::new(8));
+        let writer = tokio::spawn({
+            let c = c.clone();
+            async move { texts(c.next().await) }
+        });
+        tokio::task::yield_now().await;
+        c.push(frame("late"));
+        let got = tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert_eq!(got, ["late"]);
+    }
+
+    #[tokio::test]
+    async fn a_close_beats_queued_frames_and_wakes_reader_and_writer() {
+        let c = Arc::new(ConnControl::new(8));
+        let reader = tokio::spawn({
+            let c = c.clone();
+            async move { c.closed().await }
+        });
+        c.push(frame("never sent"));
+        tokio::task::yield_now().await;
+        assert!(c.close(4008, "slow_consumer"));
+        assert!(!c.close(1000, "bye"), "only the first close counts");
+        tokio::time::timeout(Duration::from_secs(5), reader)
+            .await
+            .expect("reader woken")
+            .expect("no panic");
+        assert_eq!(texts(c.next().await), ["close 4008 slow_consumer"]);
+        assert_eq!(c.push(frame("after")), Pushed::Dropped);
+        assert_eq!(c.lock().queue.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_answer_waits_for_room_and_stops_waiting_when_the_writer_is_gone() {
+        let c = Arc::new(ConnControl::new(1));
+        c.push(frame("first"));
+        let answer = tokio::spawn({
+            let c = c.clone();
+            async move { c.push_waiting(frame("answer")).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!answer.is_finished(), "the queue is full: the answer waits");
+        assert_eq!(texts(c.next().await), ["first"]);
+        let pushed = tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .expect("room made")
+            .expect("no panic");
+        assert_eq!(pushed, Pushed::Queued);
+        assert_eq!(texts(c.next().await), ["answer"]);
+
+        c.push(frame("fills it"));
+        let stuck = tokio::spawn({
+            let c = c.clone();
+            async move { c.push_waiting(frame("stuck")).await }
+        });
+        tokio::task::yield_now().await;
+        c.writer_gone();
+        let pushed = tokio::time::timeout(Duration::from_secs(5), stuck)
+            .await
+            .expect("released")
+            .expect("no panic");
+        assert_eq!(pushed, Pushed::Dropped);
     }
 }
