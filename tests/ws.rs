@@ -961,3 +961,179 @@ async fn a_removed_member_gets_nothing_said_after_the_removal() {
     let back = ivan.next_of("event", Some("room.message")).await;
     assert_eq!(back["data"]["body"], "снова с нами");
 }
+
+/// Opens `/ws` by hand (no WebSocket library), checking the handshake's answer.
+async fn raw_upgrade(base: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        assert_eq!(s.read(&mut b).await.unwrap(), 1, "the answer ends");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8(head).unwrap().to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    // RFC 6455's example key and answer.
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+    s
+}
+
+/// The next server frame: its first byte and its payload.
+async fn raw_frame(s: &mut tokio::net::TcpStream) -> (u8, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut h = [0u8; 2];
+    s.read_exact(&mut h).await.unwrap();
+    assert_eq!(h[1] & 0x80, 0, "server frames are not masked");
+    let len = match h[1] & 0x7f {
+        126 => usize::from(s.read_u16().await.unwrap()),
+        127 => s.read_u64().await.unwrap() as usize,
+        n => usize::from(n),
+    };
+    let mut payload = vec![0u8; len];
+    s.read_exact(&mut payload).await.unwrap();
+    (h[0], payload)
+}
+
+/// Reads server frames until a close; returns its code.
+async fn raw_close_code(s: &mut tokio::net::TcpStream) -> u16 {
+    let read = async {
+        loop {
+            let (first, payload) = raw_frame(s).await;
+            if first & 0x0f == 0x8 {
+                return u16::from_be_bytes([payload[0], payload[1]]);
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("a close within 10 s")
+}
+
+#[tokio::test]
+async fn frames_that_break_the_websocket_protocol_are_closed_with_its_codes() {
+    use tokio::io::AsyncWriteExt;
+    let t = team().await;
+    // Unmasked: a client must mask its frames.
+    let mut s = raw_upgrade(&t.app.base).await;
+    s.write_all(&[0x81, 2, b'h', b'i']).await.unwrap();
+    assert_eq!(raw_close_code(&mut s).await, 1002);
+    // Reserved bits without an extension.
+    let mut s = raw_upgrade(&t.app.base).await;
+    s.write_all(&[0xC1, 0x80, 0, 0, 0, 0]).await.unwrap();
+    assert_eq!(raw_close_code(&mut s).await, 1002);
+    // Text that is not UTF-8 (mask of zeros: the bytes as they are).
+    let mut s = raw_upgrade(&t.app.base).await;
+    s.write_all(&[0x81, 0x82, 0, 0, 0, 0, 0xff, 0xfe])
+        .await
+        .unwrap();
+    assert_eq!(raw_close_code(&mut s).await, 1007);
+    // A frame announcing more than the limit is refused before its payload is sent.
+    let mut s = raw_upgrade(&t.app.base).await;
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    frame.extend_from_slice(&[0, 0, 0, 0]);
+    s.write_all(&frame).await.unwrap();
+    assert_eq!(raw_close_code(&mut s).await, 1009);
+    // A hello split over fragments, with a ping between them, is read whole.
+    let mut s = raw_upgrade(&t.app.base).await;
+    let hello = json!({"type": "hello", "v": 1, "token": t.olga.1}).to_string();
+    let (a, b) = hello.as_bytes().split_at(10);
+    let masked = |first: u8, payload: &[u8]| {
+        let mut f = vec![first, 0x80 | 126];
+        f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    };
+    s.write_all(&masked(0x01, a)).await.unwrap();
+    s.write_all(&[0x89, 0x83, 0, 0, 0, 0, b'a', b'b', b'c'])
+        .await
+        .unwrap();
+    s.write_all(&masked(0x80, b)).await.unwrap();
+    let mut seen = Vec::new();
+    let got_welcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (first, payload) = raw_frame(&mut s).await;
+            let welcome = first == 0x81 && payload.starts_with(br#"{"type":"welcome""#);
+            seen.push((first, payload));
+            if welcome {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(got_welcome.is_ok(), "{seen:?}");
+    assert_eq!(
+        seen[0],
+        (0x8A, b"abc".to_vec()),
+        "the ping is answered first"
+    );
+}
+
+#[tokio::test]
+async fn a_clients_ping_is_answered_with_its_payload() {
+    let t = team().await;
+    let mut c = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+    c.next_of("live", None).await;
+    c.stream
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match futures::StreamExt::next(&mut c.stream).await {
+                Some(Ok(Message::Pong(p))) => return p,
+                Some(Ok(_)) => continue,
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a pong");
+    assert_eq!(&pong[..], b"still there?");
+}
+
+#[tokio::test]
+async fn plain_http_to_the_websocket_endpoint_is_refused_clearly() {
+    let t = team().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/ws", t.app.base);
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "websocket_required", "{body}");
+    let r = http
+        .get(&url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 426);
+    assert_eq!(r.headers()["sec-websocket-version"], "13");
+    let r = http
+        .get(&url)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "no key");
+}

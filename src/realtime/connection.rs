@@ -1,12 +1,15 @@
-//! One WebSocket connection: `hello` (authentication and resume), then a reader (this
-//! task) and a writer (a spawned task draining the connection's bounded queue).
+//! One WebSocket connection: `hello` (authentication and resume), then a reader task and
+//! a writer task (draining the connection's bounded queue).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt, StreamExt};
+use bytes::Bytes;
+use hyper_util::rt::TokioIo;
 use serde_json::json;
-use std::sync::Arc;
+use tokio::io::{ReadHalf, WriteHalf};
+
+use super::wire::{Incoming, Reader, WireError, Writer, OP_PING, OP_PONG, OP_TEXT};
 
 use super::protocol::{close, error_frame, event_frame, ClientFrame, PROTOCOL_VERSION};
 use super::{ConnControl, ConnHandle, Hub, Next, Outbound};
@@ -53,22 +56,37 @@ pub struct Context {
     pub chat: Chat,
 }
 
-fn close_message(code: u16, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason.to_string()),
-    }))
+type Io = TokioIo<hyper::upgrade::Upgraded>;
+/// The reading side of an upgraded connection.
+pub type SocketReader = Reader<ReadHalf<Io>>;
+/// The writing side of an upgraded connection.
+pub type SocketWriter = Writer<WriteHalf<Io>>;
+
+/// Sends a close frame (best effort: the client may be gone already).
+async fn send_close(writer: &mut SocketWriter, code: u16, reason: &str) {
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.close(code, reason)).await;
+}
+
+/// How a read error closes the connection: the code and reason, or nothing to send.
+fn close_for(e: &WireError) -> Option<(u16, String)> {
+    match e {
+        WireError::TooBig(_) => Some((close::TOO_BIG, "frame_too_large".into())),
+        WireError::Protocol(_) => Some((close::PROTOCOL_ERROR, "protocol_error".into())),
+        WireError::InvalidUtf8 => Some((close::INVALID_DATA, "invalid_utf8".into())),
+        WireError::Ended | WireError::Io(_) => None,
+    }
 }
 
 /// Serves one upgraded socket: `hello` and the handshake here, then a reader task and a
 /// writer task of their own. This task ends once they run, so a connection holds only their
 /// small state (the handshake's futures are large and live only while it runs).
-pub async fn serve(socket: WebSocket, ctx: Arc<Context>) {
-    let Some(opened) = Box::pin(open(socket, &ctx)).await else {
+pub async fn serve(reader: SocketReader, writer: SocketWriter, ctx: Arc<Context>) {
+    let Some(opened) = Box::pin(open(reader, writer, &ctx)).await else {
         return;
     };
     let Opened {
-        mut socket,
+        reader,
+        mut writer,
         principal,
         handle,
         current,
@@ -80,7 +98,7 @@ pub async fn serve(socket: WebSocket, ctx: Arc<Context>) {
     let greeted = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
         Box::pin(greet(
-            &mut socket,
+            &mut writer,
             &ctx,
             &principal,
             current,
@@ -102,11 +120,10 @@ pub async fn serve(socket: WebSocket, ctx: Arc<Context>) {
             return;
         }
     };
-    let (sink, stream) = socket.split();
     let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
-    let writer = tokio::spawn(write_loop(sink, handle.control.clone(), last, heartbeat));
+    let writer = tokio::spawn(write_loop(writer, handle.control.clone(), last, heartbeat));
     tokio::spawn(read_task(
-        stream,
+        reader,
         writer,
         Attached {
             ctx,
@@ -118,7 +135,8 @@ pub async fn serve(socket: WebSocket, ctx: Arc<Context>) {
 }
 
 struct Opened {
-    socket: WebSocket,
+    reader: SocketReader,
+    writer: SocketWriter,
     principal: Principal,
     handle: ConnHandle,
     current: i64,
@@ -135,27 +153,33 @@ struct Attached {
 }
 
 /// `hello`, authentication and registration; `None` when the socket was closed.
-async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
+async fn open(mut reader: SocketReader, mut writer: SocketWriter, ctx: &Context) -> Option<Opened> {
     let config = ctx.hub.config().clone();
-    // 1. hello, within the time limit.
-    let hello = tokio::time::timeout(
-        Duration::from_secs(config.hello_timeout_secs),
-        socket.recv(),
-    )
-    .await;
-    let text = match hello {
-        Err(_) => {
-            let _ = socket
-                .send(close_message(close::HELLO_TIMEOUT, "hello_timeout"))
-                .await;
-            return None;
-        }
-        Ok(Some(Ok(Message::Text(t)))) => t,
-        Ok(_) => {
-            let _ = socket
-                .send(close_message(close::AUTH_FAILED, "expected_hello"))
-                .await;
-            return None;
+    // 1. hello, within the time limit (pings before it are answered).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.hello_timeout_secs);
+    let text = loop {
+        match tokio::time::timeout_at(deadline, reader.next()).await {
+            Err(_) => {
+                send_close(&mut writer, close::HELLO_TIMEOUT, "hello_timeout").await;
+                return None;
+            }
+            Ok(Ok(Incoming::Text(t))) => break t,
+            Ok(Ok(Incoming::Ping(p))) => {
+                let _ = writer.send(&[(OP_PONG, p)]).await;
+            }
+            Ok(Ok(Incoming::Pong)) => {}
+            Ok(Ok(Incoming::Close(_))) | Ok(Err(WireError::Ended | WireError::Io(_))) => {
+                return None
+            }
+            Ok(Err(e)) => {
+                let (code, reason) = close_for(&e).expect("a close for a bad frame");
+                send_close(&mut writer, code, &reason).await;
+                return None;
+            }
+            Ok(Ok(Incoming::Binary)) => {
+                send_close(&mut writer, close::AUTH_FAILED, "expected_hello").await;
+                return None;
+            }
         }
     };
     let (token, since, reference) = match serde_json::from_str::<ClientFrame>(&text) {
@@ -166,25 +190,18 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
             reference,
         }) if v == PROTOCOL_VERSION => (token, since, reference),
         Ok(ClientFrame::Hello { .. }) => {
-            let _ = socket
-                .send(Message::Text(
-                    error_frame(
-                        None,
-                        "unsupported_version",
-                        "this server speaks protocol version 1",
-                    )
-                    .into(),
+            let _ = writer
+                .text(error_frame(
+                    None,
+                    "unsupported_version",
+                    "this server speaks protocol version 1",
                 ))
                 .await;
-            let _ = socket
-                .send(close_message(close::AUTH_FAILED, "unsupported_version"))
-                .await;
+            send_close(&mut writer, close::AUTH_FAILED, "unsupported_version").await;
             return None;
         }
         _ => {
-            let _ = socket
-                .send(close_message(close::AUTH_FAILED, "expected_hello"))
-                .await;
+            send_close(&mut writer, close::AUTH_FAILED, "expected_hello").await;
             return None;
         }
     };
@@ -197,7 +214,7 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
                 "account_deactivated" => (close::ACCOUNT_DEACTIVATED, "account_deactivated"),
                 _ => (close::AUTH_FAILED, "invalid_token"),
             };
-            let _ = socket.send(close_message(code, reason)).await;
+            send_close(&mut writer, code, reason).await;
             return None;
         }
     };
@@ -207,12 +224,13 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "attaching a connection failed");
-            let _ = socket.send(close_message(1011, "internal_error")).await;
+            send_close(&mut writer, 1011, "internal_error").await;
             return None;
         }
     };
     Some(Opened {
-        socket,
+        reader,
+        writer,
         principal,
         handle,
         current,
@@ -223,14 +241,10 @@ async fn open(mut socket: WebSocket, ctx: &Context) -> Option<Opened> {
 
 /// The reader for the life of a connection; when it ends (the client left, the hub closed
 /// the connection, or the writer gave up) the writer finishes and the connection detaches.
-async fn read_task(
-    stream: futures_util::stream::SplitStream<WebSocket>,
-    mut writer: tokio::task::JoinHandle<()>,
-    conn: Attached,
-) {
+async fn read_task(reader: SocketReader, mut writer: tokio::task::JoinHandle<()>, conn: Attached) {
     let control = &conn.handle.control;
     let (outcome, writer_done) = tokio::select! {
-        outcome = read_loop(stream, &conn) => (outcome, false),
+        outcome = read_loop(reader, &conn) => (outcome, false),
         // The writer gave up (the client stopped reading, or went away).
         _ = &mut writer => (None, true),
     };
@@ -255,7 +269,7 @@ async fn read_task(
 /// `welcome`, the presence snapshot, the replay and `live`; returns the position the
 /// client is at. Boxed by the caller: its state is dropped once it is done.
 async fn greet(
-    socket: &mut WebSocket,
+    writer: &mut SocketWriter,
     ctx: &Context,
     principal: &Principal,
     current: i64,
@@ -272,11 +286,11 @@ async fn greet(
         node: ctx.hub.node_id(),
         position: current,
     })?;
-    socket.send(Message::Text(welcome.into())).await?;
+    writer.text(welcome).await?;
     // The presence snapshot follows in small frames: a socket keeps the capacity of the
     // largest frame it ever wrote, so one big frame would stay in every idle connection.
     // Serialised up front, so nothing of the snapshot stays in the connection's state.
-    let snapshot: Vec<String> = {
+    let snapshot: Vec<(u8, Bytes)> = {
         let presence = ctx
             .hub
             .presence_snapshot(principal.tenant_id(), Some(principal.user_id()));
@@ -290,18 +304,18 @@ async fn greet(
             .into_iter()
             .enumerate()
             .map(|(i, users)| {
-                serde_json::to_string(&Snapshot {
+                let frame = serde_json::to_string(&Snapshot {
                     kind: "presence_snapshot",
                     users,
                     last: i + 1 == n,
                 })
-                .expect("serialisable")
+                .expect("serialisable");
+                (OP_TEXT, Bytes::from(frame))
             })
             .collect()
     };
-    for frame in snapshot {
-        socket.send(Message::Text(frame.into())).await?;
-    }
+    writer.send(&snapshot).await?;
+    drop(snapshot);
 
     // 3. Replay what the client missed, straight to the socket; live events wait in the
     //    queue meanwhile.
@@ -309,12 +323,8 @@ async fn greet(
     if let Some(since) = since {
         match tdb.replay_start(since).await? {
             ReplayStart::Resync { current } => {
-                socket
-                    .send(Message::Text(
-                        json!({"type": "resync", "position": current})
-                            .to_string()
-                            .into(),
-                    ))
+                writer
+                    .text(json!({"type": "resync", "position": current}).to_string())
                     .await?;
                 last = current;
             }
@@ -325,12 +335,15 @@ async fn greet(
                         .events_for_user(principal.user_id(), from, REPLAY_PAGE)
                         .await?;
                     let n = page.len() as i64;
-                    for e in page {
-                        socket
-                            .send(Message::Text(
-                                event_frame(e.position, &e.kind, e.payload.get()).into(),
-                            ))
-                            .await?;
+                    let frames: Vec<(u8, Bytes)> = page
+                        .iter()
+                        .map(|e| {
+                            let frame = event_frame(e.position, &e.kind, e.payload.get());
+                            (OP_TEXT, Bytes::from(frame))
+                        })
+                        .collect();
+                    writer.send(&frames).await?;
+                    if let Some(e) = page.last() {
                         from = e.position;
                     }
                     replayed += n;
@@ -339,12 +352,8 @@ async fn greet(
                     }
                     if replayed >= ctx.hub.config().max_replay_events {
                         let current = tdb.current_position().await?;
-                        socket
-                            .send(Message::Text(
-                                json!({"type": "resync", "position": current})
-                                    .to_string()
-                                    .into(),
-                            ))
+                        writer
+                            .text(json!({"type": "resync", "position": current}).to_string())
                             .await?;
                         from = current;
                         break;
@@ -357,19 +366,14 @@ async fn greet(
             }
         }
     }
-    socket
-        .send(Message::Text(
-            json!({"type": "live", "position": last}).to_string().into(),
-        ))
+    writer
+        .text(json!({"type": "live", "position": last}).to_string())
         .await?;
     Ok(last)
 }
 
-/// The most frames written before a flush (frames queued together go out in one write).
-const WRITE_COALESCE: usize = 64;
-
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut writer: SocketWriter,
     control: Arc<ConnControl>,
     mut last: i64,
     heartbeat: Duration,
@@ -377,71 +381,37 @@ async fn write_loop(
     let mut ping = tokio::time::interval(heartbeat);
     ping.tick().await;
     // A write that cannot finish in time means the client stopped reading: give up.
-    async fn send(
-        sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-        m: Message,
-    ) -> bool {
-        matches!(
-            tokio::time::timeout(WRITE_TIMEOUT, sink.send(m)).await,
-            Ok(Ok(()))
-        )
-    }
     loop {
         let next = tokio::select! {
             biased;
             next = control.next() => next,
-            _ = ping.tick() => {
-                if !send(&mut sink, Message::Ping(Default::default())).await {
-                    break;
-                }
-                continue;
-            }
+            _ = ping.tick() => Next::Frames([Outbound::Ping].into()),
         };
-        let frames = match next {
+        let frames: Vec<(u8, Bytes)> = match next {
             Next::Close(code, reason) => {
-                if send(&mut sink, close_message(code, &reason)).await {
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.close()).await;
-                }
+                send_close(&mut writer, code, &reason).await;
                 break;
             }
-            Next::Frames(frames) => frames,
+            Next::Frames(frames) => frames
+                .into_iter()
+                .filter_map(|item| match item {
+                    Outbound::Event(position, _) if position <= last => None,
+                    Outbound::Event(position, text) => {
+                        last = position;
+                        Some((OP_TEXT, text))
+                    }
+                    Outbound::Frame(text) => Some((OP_TEXT, text)),
+                    Outbound::Pong(payload) => Some((OP_PONG, payload)),
+                    Outbound::Ping => Some((OP_PING, Bytes::new())),
+                })
+                .collect(),
         };
-        // Everything queued goes out together: one write for many frames.
-        let mut fed = 0;
-        let mut ok = true;
-        for item in frames {
-            let text = match item {
-                Outbound::Event(position, _) if position <= last => continue,
-                Outbound::Event(position, text) => {
-                    last = position;
-                    text
-                }
-                Outbound::Frame(text) => text,
-            };
-            if !matches!(
-                tokio::time::timeout(WRITE_TIMEOUT, sink.feed(Message::Text(text))).await,
+        // Everything queued goes out together, in one vectored write.
+        if !frames.is_empty()
+            && !matches!(
+                tokio::time::timeout(WRITE_TIMEOUT, writer.send(&frames)).await,
                 Ok(Ok(()))
-            ) {
-                ok = false;
-                break;
-            }
-            fed += 1;
-            if fed % WRITE_COALESCE == 0
-                && !matches!(
-                    tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
-                    Ok(Ok(()))
-                )
-            {
-                ok = false;
-                break;
-            }
-        }
-        if !ok
-            || (fed % WRITE_COALESCE != 0
-                && !matches!(
-                    tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
-                    Ok(Ok(()))
-                ))
+            )
         {
             break;
         }
@@ -500,10 +470,7 @@ impl RateLimit {
 
 /// Reads client frames until the socket closes; returns why it should close, if the hub
 /// decides.
-async fn read_loop(
-    mut stream: futures_util::stream::SplitStream<WebSocket>,
-    conn: &Attached,
-) -> Option<(u16, String)> {
+async fn read_loop(mut reader: SocketReader, conn: &Attached) -> Option<(u16, String)> {
     let Attached {
         ctx,
         principal,
@@ -515,23 +482,18 @@ async fn read_loop(
     let mut limit = RateLimit::new(rate);
     loop {
         let next = tokio::select! {
-            next = tokio::time::timeout(heartbeat * 3, stream.next()) => next,
+            next = tokio::time::timeout(heartbeat * 3, reader.next()) => next,
             // Closed by the hub: the writer sends the close frame.
             _ = handle.control.closed() => return handle.control.close_reason(),
         };
         let message = match next {
             Err(_) => return Some((close::HEARTBEAT_TIMEOUT, "heartbeat_timeout".into())),
-            Ok(None) => return None,
-            Ok(Some(Err(e))) => {
-                let too_big = e.to_string().to_lowercase().contains("too long")
-                    || e.to_string().contains("Capacity");
-                return too_big.then(|| (close::TOO_BIG, "frame_too_large".to_string()));
-            }
-            Ok(Some(Ok(m))) => m,
+            Ok(Err(e)) => return close_for(&e),
+            Ok(Ok(m)) => m,
         };
         let text = match message {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
+            Incoming::Text(t) => t,
+            Incoming::Binary => {
                 reply(
                     handle,
                     error_frame(None, "unsupported_frame", "frames are JSON text"),
@@ -539,8 +501,12 @@ async fn read_loop(
                 .await;
                 continue;
             }
-            Message::Close(_) => return None,
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Incoming::Close(_) => return None,
+            Incoming::Ping(payload) => {
+                handle.control.push_waiting(Outbound::Pong(payload)).await;
+                continue;
+            }
+            Incoming::Pong => continue,
         };
         if !limit.allow() {
             if limit.strikes > MAX_STRIKES {

@@ -12,13 +12,14 @@ pub mod bus;
 pub mod connection;
 pub mod presence;
 pub mod protocol;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use self::bus::{Bus, BusMessage};
@@ -46,9 +47,13 @@ const NODE_REPORT_REFRESH: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// An event frame; skipped when the connection already sent that position in replay.
-    Event(i64, Utf8Bytes),
+    Event(i64, Bytes),
     /// Any other frame (acks, errors, presence, typing).
-    Frame(Utf8Bytes),
+    Frame(Bytes),
+    /// The answer to a client's ping, with its payload.
+    Pong(Bytes),
+    /// The writer's own heartbeat.
+    Ping,
 }
 
 /// A connection's outgoing queue and its close request, shared by the hub (which queues
@@ -242,7 +247,7 @@ fn member_key(tenant: &str, room_id: &str) -> String {
 }
 
 /// An event waiting for its turn: kind, audience, recipients when published, frame.
-type PendingEvent = (String, String, Option<Arc<Vec<String>>>, Utf8Bytes);
+type PendingEvent = (String, String, Option<Arc<Vec<String>>>, Bytes);
 
 struct Sequencer {
     delivered: i64,
@@ -689,7 +694,7 @@ impl HubInner {
         }
     }
 
-    fn learn_members(&self, tenant: &str, kind: &str, frame: &str) {
+    fn learn_members(&self, tenant: &str, kind: &str, frame: &[u8]) {
         if !matches!(
             kind,
             "room.created" | "room.members_changed" | "room.updated"
@@ -705,7 +710,7 @@ impl HubInner {
             id: String,
             member_ids: Vec<String>,
         }
-        if let Ok(f) = serde_json::from_str::<Frame>(frame) {
+        if let Ok(f) = serde_json::from_slice::<Frame>(frame) {
             self.members
                 .lock()
                 .expect("not poisoned")
@@ -899,10 +904,8 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
             if position <= seq.delivered {
                 return;
             }
-            seq.pending.insert(
-                position,
-                (kind, audience, recipients, Utf8Bytes::from(frame)),
-            );
+            seq.pending
+                .insert(position, (kind, audience, recipients, Bytes::from(frame)));
             drain(inner, &tenant, ts);
         }
         BusMessage::Ephemeral {
@@ -918,7 +921,7 @@ fn handle_bus(inner: &Arc<HubInner>, message: BusMessage) {
                     "",
                     recipients.as_deref().map(|r| r.as_slice()),
                     except_user.as_deref(),
-                    Outbound::Frame(Utf8Bytes::from(frame)),
+                    Outbound::Frame(Bytes::from(frame)),
                 );
             }
         }
@@ -993,7 +996,7 @@ fn drain(inner: &HubInner, tenant: &str, ts: &mut TenantState) {
         seq.gap_since.or(Some(tokio::time::Instant::now()))
     };
     for (position, (kind, audience, recipients, frame)) in ready {
-        inner.learn_members(tenant, &kind, frame.as_str());
+        inner.learn_members(tenant, &kind, &frame);
         let recipients = match audience.strip_prefix("room:") {
             Some(room) => inner
                 .members
@@ -1090,7 +1093,7 @@ fn on_tick(inner: &Arc<HubInner>, presence_due: bool, sweep: bool) {
                 })
                 .expect("serialisable");
                 metrics::counter!("presence_frames_total").increment(1);
-                deliver(ts, "", None, None, Outbound::Frame(Utf8Bytes::from(frame)));
+                deliver(ts, "", None, None, Outbound::Frame(Bytes::from(frame)));
             }
             ts.shown.retain(|user, _| computed.contains_key(user));
             for p in changed {
@@ -1261,7 +1264,7 @@ mod tests {
     use super::*;
 
     fn frame(text: &str) -> Outbound {
-        Outbound::Frame(Utf8Bytes::from(text.to_string()))
+        Outbound::Frame(Bytes::from(text.to_string()))
     }
 
     fn texts(next: Next) -> Vec<String> {
@@ -1269,7 +1272,10 @@ mod tests {
             Next::Frames(frames) => frames
                 .into_iter()
                 .map(|f| match f {
-                    Outbound::Frame(t) | Outbound::Event(_, t) => t.to_string(),
+                    Outbound::Frame(t) | Outbound::Event(_, t) | Outbound::Pong(t) => {
+                        String::from_utf8(t.to_vec()).unwrap()
+                    }
+                    Outbound::Ping => "ping".into(),
                 })
                 .collect(),
             Next::Close(code, reason) => vec![format!("close {code} {reason}")],

@@ -31,6 +31,10 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// Standard: a frame was larger than the limit.
     pub const TOO_BIG: u16 = 1009;
+    /// A frame that breaks the WebSocket protocol (RFC 6455), e.g. unmasked.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
 }
 
 #[derive(Debug, Deserialize)]
