@@ -122,16 +122,16 @@ pub async fn serve(reader: SocketReader, writer: SocketWriter, ctx: Arc<Context>
     };
     let heartbeat = Duration::from_secs(ctx.hub.config().heartbeat_secs.max(1));
     let writer = tokio::spawn(write_loop(writer, handle.control.clone(), last, heartbeat));
-    tokio::spawn(read_task(
+    // Boxed, and passed on by reference: a task's future keeps its arguments apart from
+    // what it moves them into, so this way the reader's state is held once.
+    tokio::spawn(read_task(Box::new(Attached {
         reader,
         writer,
-        Attached {
-            ctx,
-            principal,
-            handle,
-            heartbeat,
-        },
-    ));
+        ctx,
+        principal,
+        handle,
+        heartbeat,
+    })));
 }
 
 struct Opened {
@@ -146,6 +146,8 @@ struct Opened {
 
 /// What the reader holds for the life of a connection.
 struct Attached {
+    reader: SocketReader,
+    writer: tokio::task::JoinHandle<()>,
     ctx: Arc<Context>,
     principal: Principal,
     handle: ConnHandle,
@@ -241,12 +243,20 @@ async fn open(mut reader: SocketReader, mut writer: SocketWriter, ctx: &Context)
 
 /// The reader for the life of a connection; when it ends (the client left, the hub closed
 /// the connection, or the writer gave up) the writer finishes and the connection detaches.
-async fn read_task(reader: SocketReader, mut writer: tokio::task::JoinHandle<()>, conn: Attached) {
-    let control = &conn.handle.control;
+async fn read_task(mut conn: Box<Attached>) {
+    let Attached {
+        reader,
+        writer,
+        ctx,
+        principal,
+        handle,
+        heartbeat,
+    } = &mut *conn;
+    let control = &handle.control;
     let (outcome, writer_done) = tokio::select! {
-        outcome = read_loop(reader, &conn) => (outcome, false),
+        outcome = read_loop(reader, ctx, principal, handle, *heartbeat) => (outcome, false),
         // The writer gave up (the client stopped reading, or went away).
-        _ = &mut writer => (None, true),
+        _ = &mut *writer => (None, true),
     };
     if let Some((code, reason)) = outcome {
         control.close(code, &reason);
@@ -254,16 +264,14 @@ async fn read_task(reader: SocketReader, mut writer: tokio::task::JoinHandle<()>
         control.close(1000, "bye");
     }
     if !writer_done
-        && tokio::time::timeout(WRITE_TIMEOUT, &mut writer)
+        && tokio::time::timeout(WRITE_TIMEOUT, &mut *writer)
             .await
             .is_err()
     {
         writer.abort();
     }
     control.writer_gone();
-    conn.ctx
-        .hub
-        .detach(conn.principal.tenant_id(), &conn.handle);
+    ctx.hub.detach(principal.tenant_id(), handle);
 }
 
 /// `welcome`, the presence snapshot, the replay and `live`; returns the position the
@@ -389,7 +397,8 @@ async fn write_loop(
         };
         let frames: Vec<(u8, Bytes)> = match next {
             Next::Close(code, reason) => {
-                send_close(&mut writer, code, &reason).await;
+                // Boxed: said once, it need not size the state of every connection.
+                Box::pin(send_close(&mut writer, code, &reason)).await;
                 break;
             }
             Next::Frames(frames) => frames
@@ -470,14 +479,13 @@ impl RateLimit {
 
 /// Reads client frames until the socket closes; returns why it should close, if the hub
 /// decides.
-async fn read_loop(mut reader: SocketReader, conn: &Attached) -> Option<(u16, String)> {
-    let Attached {
-        ctx,
-        principal,
-        handle,
-        heartbeat,
-    } = conn;
-    let heartbeat = *heartbeat;
+async fn read_loop(
+    reader: &mut SocketReader,
+    ctx: &Context,
+    principal: &Principal,
+    handle: &ConnHandle,
+    heartbeat: Duration,
+) -> Option<(u16, String)> {
     let rate = ctx.hub.config().frames_per_second.max(1) as f64;
     let mut limit = RateLimit::new(rate);
     loop {
@@ -494,16 +502,18 @@ async fn read_loop(mut reader: SocketReader, conn: &Attached) -> Option<(u16, St
         let text = match message {
             Incoming::Text(t) => t,
             Incoming::Binary => {
-                reply(
+                // Boxed (here and below): rare answers need not make every idle
+                // connection's state larger.
+                Box::pin(reply(
                     handle,
                     error_frame(None, "unsupported_frame", "frames are JSON text"),
-                )
+                ))
                 .await;
                 continue;
             }
             Incoming::Close(_) => return None,
             Incoming::Ping(payload) => {
-                handle.control.push_waiting(Outbound::Pong(payload)).await;
+                Box::pin(handle.control.push_waiting(Outbound::Pong(payload))).await;
                 continue;
             }
             Incoming::Pong => continue,
@@ -512,17 +522,18 @@ async fn read_loop(mut reader: SocketReader, conn: &Attached) -> Option<(u16, St
             if limit.strikes > MAX_STRIKES {
                 return Some((close::RATE_LIMITED, "rate_limited".into()));
             }
-            reply(
+            Box::pin(reply(
                 handle,
                 error_frame(None, "rate_limited", "too many frames; slow down"),
-            )
+            ))
             .await;
             continue;
         }
         let frame = match serde_json::from_str::<ClientFrame>(&text) {
             Ok(f) => f,
             Err(e) => {
-                reply(handle, error_frame(None, "malformed_frame", &e.to_string())).await;
+                let frame = error_frame(None, "malformed_frame", &e.to_string());
+                Box::pin(reply(handle, frame)).await;
                 continue;
             }
         };

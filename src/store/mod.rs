@@ -225,7 +225,7 @@ impl Db {
             }
         }
         let options = AnyConnectOptions::from_str(raw)?.disable_statement_logging();
-        let pool = open_pool(options.clone(), backend, max_connections.max(1)).await?;
+        let pool = open_pool(options.clone(), backend, max_connections.max(1), true).await?;
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL;").await?;
         }
@@ -233,7 +233,7 @@ impl Db {
         // so a burst of readers holding the pool never delays a writer.
         let (write_gate, writer) = if backend == Backend::Sqlite {
             let gate = Arc::new(tokio::sync::Mutex::new(()));
-            let writer = open_pool(options, backend, 1).await?;
+            let writer = open_pool(options, backend, 1, false).await?;
             tokio::spawn(checkpoint_in_background(
                 pool.clone(),
                 writer.clone(),
@@ -337,7 +337,17 @@ impl Db {
     }
 }
 
-async fn open_pool(options: AnyConnectOptions, backend: Backend, max: u32) -> StoreResult<AnyPool> {
+/// Page cache of each SQLite reading connection. Readers share the operating system's
+/// cache of the file; a pool of 16 with SQLite's default (2 MB each) would hold up to 16
+/// private copies of the same hot pages. The writer keeps the default.
+const SQLITE_READER_CACHE: &str = "PRAGMA cache_size = -512";
+
+async fn open_pool(
+    options: AnyConnectOptions,
+    backend: Backend,
+    max: u32,
+    readers: bool,
+) -> StoreResult<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -350,6 +360,9 @@ async fn open_pool(options: AnyConnectOptions, backend: Backend, max: u32) -> St
                     // process without an fsync per commit.
                     for pragma in SQLITE_PRAGMAS {
                         conn.execute(*pragma).await?;
+                    }
+                    if readers {
+                        conn.execute(SQLITE_READER_CACHE).await?;
                     }
                 }
                 Ok(())
@@ -477,6 +490,17 @@ mod tests {
             (fk, sync, mode.as_str()),
             (1, 1, "wal"),
             "foreign keys on, synchronous NORMAL, WAL"
+        );
+        let cache = |pool| sqlx::query_scalar::<_, i64>("PRAGMA cache_size").fetch_one(pool);
+        assert_eq!(
+            cache(&db.pool).await.unwrap(),
+            -512,
+            "readers keep a small cache"
+        );
+        assert_eq!(
+            cache(&db.writer).await.unwrap(),
+            -2000,
+            "the writer the default"
         );
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
