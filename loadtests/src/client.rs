@@ -63,7 +63,7 @@ pub async fn connect(
                 // Snapshot frames are kept whole but parsed only for the users' ids and
                 // statuses (the generator must not become the bottleneck).
                 let v: Value = if t.starts_with("{\"type\":\"presence_snapshot\"") {
-                    json!({"type": "presence_snapshot", "users": snapshot_entries(&t)})
+                    json!({"type": "presence_snapshot", "raw": t.as_str()})
                 } else {
                     serde_json::from_str(&t)?
                 };
@@ -79,25 +79,22 @@ pub async fn connect(
     }
 }
 
-/// `{user_id, status}` of each entry of a presence frame, found without a full parse
+/// `(user_id, status)` of each entry of a presence frame, found without a full parse
 /// (entries are flat objects: split on `}`, read both keys inside each).
-pub fn snapshot_entries(frame: &str) -> Vec<Value> {
-    let value_of = |entry: &str, key: &str| -> Option<String> {
-        let at = entry.find(&format!("\"{key}\":\""))? + key.len() + 4;
+pub fn presence_entries(frame: &str) -> impl Iterator<Item = (&str, &str)> {
+    fn value_of<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
+        let at = entry.find(key)? + key.len();
         let rest = &entry[at..];
-        Some(rest[..rest.find('"')?].to_string())
-    };
-    let Some(users) = frame.find("\"users\":[").map(|at| &frame[at + 9..]) else {
-        return Vec::new();
-    };
-    users
-        .split('}')
-        .filter_map(|entry| {
-            let id = value_of(entry, "user_id")?;
-            let status = value_of(entry, "status").unwrap_or_default();
-            Some(json!({"user_id": id, "status": status}))
-        })
-        .collect()
+        Some(&rest[..rest.find('"')?])
+    }
+    let users = frame
+        .find("\"users\":[")
+        .map(|at| &frame[at + 9..])
+        .unwrap_or_default();
+    users.split('}').filter_map(|entry| {
+        let id = value_of(entry, "\"user_id\":\"")?;
+        Some((id, value_of(entry, "\"status\":\"").unwrap_or_default()))
+    })
 }
 
 /// A chat body carrying its send time: `t=<nanos>;` padded to `len` bytes.

@@ -284,12 +284,12 @@ async fn connect_all(
 }
 
 /// The users of the `presence_snapshot` frames among the frames of a handshake.
-fn snapshot_users(frames: &[Value]) -> Vec<Value> {
+/// `(user_id, status)` of every entry of the snapshot frames among `frames`.
+fn snapshot_users(frames: &[Value]) -> impl Iterator<Item = (&str, &str)> {
     frames
         .iter()
         .filter(|f| f["type"] == "presence_snapshot")
-        .flat_map(|f| f["users"].as_array().cloned().unwrap_or_default())
-        .collect()
+        .flat_map(|f| client::presence_entries(f["raw"].as_str().unwrap_or_default()))
 }
 
 fn tenants_for(users: usize, per_tenant: usize) -> (usize, usize) {
@@ -395,7 +395,7 @@ async fn connect(env: &Env, conns: usize, in_flight: usize) -> anyhow::Result<Re
     );
     report.figure("connect+hello+welcome p50", ms(&lat, 0.5), "ms", "");
     report.figure("connect+hello+welcome p99", ms(&lat, 0.99), "ms", "");
-    let snapshot_sizes: usize = all.iter().map(|(_, f)| snapshot_users(f).len()).sum();
+    let snapshot_sizes: usize = all.iter().map(|(_, f)| snapshot_users(f).count()).sum();
     report.figure(
         "mean presence snapshot size",
         snapshot_sizes as f64 / all.len().max(1) as f64,
@@ -745,6 +745,40 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     Ok(report)
 }
 
+/// A client's presence view in `presence`: who of the tenant's users is online, and how
+/// many are not (yet). Users are looked up once by id and kept as flags, so a frame costs
+/// one lookup per entry (the generator must not be the bottleneck).
+struct View<'a> {
+    index: &'a HashMap<String, usize>,
+    online: Vec<bool>,
+    missing: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(index: &'a HashMap<String, usize>) -> Self {
+        View {
+            index,
+            online: vec![false; index.len()],
+            missing: index.len(),
+        }
+    }
+
+    fn apply(&mut self, id: &str, status: &str) {
+        let Some(&i) = self.index.get(id) else {
+            return;
+        };
+        let on = status == "online";
+        if on != self.online[i] {
+            self.online[i] = on;
+            if on {
+                self.missing -= 1;
+            } else {
+                self.missing += 1;
+            }
+        }
+    }
+}
+
 async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow::Result<Report> {
     let mut report = Report::new("presence");
     report.param("users", users);
@@ -760,9 +794,15 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
     let period = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
     let mut n = 0usize;
-    let all_ids: Vec<HashSet<String>> = seeded
+    let all_ids: Vec<HashMap<String, usize>> = seeded
         .iter()
-        .map(|t| t.users.iter().map(|u| u.id.clone()).collect())
+        .map(|t| {
+            t.users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| (u.id.clone(), i))
+                .collect()
+        })
         .collect();
     let all_ids = Arc::new(all_ids);
     // Interleave tenants, as real arrivals would.
@@ -780,22 +820,14 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
         let all_ids = all_ids.clone();
         tasks.push(tokio::spawn(async move {
             let (mut ws, frames) = client::connect(addr, idx, &token, None).await?;
-            let mut online: HashSet<String> = HashSet::new();
-            let apply = |online: &mut HashSet<String>, list: &Value| {
-                for p in list.as_array().into_iter().flatten() {
-                    let id = p["user_id"].as_str().unwrap_or_default().to_string();
-                    if p["status"] == "online" {
-                        online.insert(id);
-                    } else {
-                        online.remove(&id);
-                    }
-                }
-            };
-            apply(&mut online, &Value::Array(snapshot_users(&frames)));
-            let want = &all_ids[t];
+            // The view: who is online, and how many of the tenant's users are not (yet).
+            let mut view = View::new(&all_ids[t]);
+            for (id, status) in snapshot_users(&frames) {
+                view.apply(id, status);
+            }
             let mut done = false;
             loop {
-                if !done && want.iter().all(|id| online.contains(id)) {
+                if !done && view.missing == 0 {
                     complete_at.lock().unwrap()[idx] = Some(Instant::now());
                     done = true;
                 }
@@ -803,7 +835,9 @@ async fn presence(env: &Env, users: usize, tenants: usize, rate: u32) -> anyhow:
                     m = ws.next() => match m {
                         Some(Ok(Message::Text(txt))) => {
                             if txt.starts_with("{\"type\":\"presence\"") {
-                                apply(&mut online, &Value::Array(client::snapshot_entries(&txt)));
+                                for (id, status) in client::presence_entries(&txt) {
+                                    view.apply(id, status);
+                                }
                             }
                         }
                         Some(Ok(_)) => {}

@@ -40,8 +40,8 @@ struct Snapshot<'a> {
     last: bool,
 }
 
-/// Users per `presence_snapshot` frame (well under 1 KiB).
-const SNAPSHOT_CHUNK: usize = 8;
+/// Users per `presence_snapshot` frame (as many as in a `presence` frame).
+const SNAPSHOT_CHUNK: usize = super::PRESENCE_FRAME_USERS;
 
 /// How long `welcome`, the snapshot and the replay may take together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -295,8 +295,7 @@ async fn greet(
         position: current,
     })?;
     writer.text(welcome).await?;
-    // The presence snapshot follows in small frames: a socket keeps the capacity of the
-    // largest frame it ever wrote, so one big frame would stay in every idle connection.
+    // The presence snapshot follows, in frames of a bounded size, written together.
     // Serialised up front, so nothing of the snapshot stays in the connection's state.
     let snapshot: Vec<(u8, Bytes)> = {
         let presence = ctx

@@ -33,8 +33,9 @@ use crate::store::{now_ms, Audience, ChosenStatus, Db, StoredEvent};
 const GAP_FILL_AFTER: Duration = Duration::from_millis(500);
 /// How often the dispatcher looks at gaps, presence and timers.
 const TICK: Duration = Duration::from_millis(50);
-/// Users per `presence` frame (well under 1 KiB).
-const PRESENCE_FRAME_USERS: usize = 8;
+/// Users per `presence` frame (about 8 KiB at most; connections keep no write buffer, so a
+/// larger frame costs nothing once written, and fewer frames cost both ends less).
+pub(crate) const PRESENCE_FRAME_USERS: usize = 64;
 /// How often presence is recomputed for time-driven changes (idle, grace, "until", out of
 /// office, expired node reports) when no input changed.
 const PRESENCE_SWEEP: Duration = Duration::from_millis(500);
@@ -540,7 +541,7 @@ impl Hub {
             control: Arc::new(ConnControl::new(inner.config.outgoing_queue.max(8))),
         };
         let first_here = init.is_some();
-        {
+        let delivered = {
             let mut tenants = inner.tenants.lock().expect("not poisoned");
             let ts = tenants.entry(tenant.to_string()).or_default();
             if let Some((position, chosen)) = init {
@@ -574,21 +575,27 @@ impl Hub {
             ts.presence_dirty = true;
             inner.connections.fetch_add(1, Ordering::Relaxed);
             metrics::gauge!("ws_connections").set(inner.connections.load(Ordering::Relaxed) as f64);
-        }
+            // The last position this node has delivered, read as the connection joins
+            // (under the same lock the dispatcher delivers under): every later event reaches
+            // this connection live (the writer skips positions up to this one); every earlier
+            // one is in the state the client loads, or replays.
+            ts.seq.as_ref().map(|seq| seq.delivered)
+        };
         if let (true, Some(redis)) = (first_here, &inner.redis) {
             // First user of this tenant on this node: learn the other nodes' view now, so
             // the snapshot in `welcome` is complete.
             read_tenant_reports(inner, &mut redis.clone(), tenant).await;
         }
-        // Read after registering: whatever commits from here on is delivered live (the
-        // writer skips positions up to this one), whatever came before is in the state the
-        // client loads or replays.
-        let current = match tdb.current_position().await {
-            Ok(p) => p,
-            Err(e) => {
-                self.detach(tenant, &handle);
-                return Err(e.into());
-            }
+        let current = match delivered {
+            Some(p) => p,
+            // Not reached: registering sets the tenant's sequencer up.
+            None => match tdb.current_position().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.detach(tenant, &handle);
+                    return Err(e.into());
+                }
+            },
         };
         Ok((handle, current))
     }
