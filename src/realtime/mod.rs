@@ -206,6 +206,18 @@ impl ConnControl {
         }
     }
 
+    /// Everything queued, without waiting (`None` when nothing is, or once closing).
+    pub fn take_queued(&self) -> Option<std::collections::VecDeque<Outbound>> {
+        let mut state = self.lock();
+        if state.close.is_some() || state.queue.is_empty() {
+            return None;
+        }
+        let frames = std::mem::take(&mut state.queue);
+        drop(state);
+        self.changed.notify_waiters();
+        Some(frames)
+    }
+
     /// The writer has stopped; later frames are dropped and senders stop waiting.
     pub fn writer_gone(&self) {
         let mut state = self.lock();
@@ -304,7 +316,14 @@ pub struct HubInner {
     connections: AtomicUsize,
     /// Tenants whose shown presence changed (the router listens).
     presence_changes: tokio::sync::broadcast::Sender<String>,
+    /// Rings every [`WRITE_LINGER`]: busy connections' writers wait for it, so the frames
+    /// that follow one another closely leave together.
+    write_tick: Arc<tokio::sync::Notify>,
 }
+
+/// How long a busy connection's writer lets frames gather before writing (at most; a
+/// connection not written to within this long writes at once).
+pub const WRITE_LINGER: Duration = Duration::from_millis(5);
 
 /// The hub handle; cheap to clone.
 #[derive(Clone)]
@@ -364,8 +383,21 @@ impl Hub {
                 next_conn: AtomicU64::new(1),
                 connections: AtomicUsize::new(0),
                 presence_changes: tokio::sync::broadcast::channel(1024).0,
+                write_tick: Arc::new(tokio::sync::Notify::new()),
             }),
         };
+        let tick = Arc::downgrade(&hub.inner.write_tick);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(WRITE_LINGER);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                match tick.upgrade() {
+                    Some(t) => t.notify_waiters(),
+                    None => break,
+                }
+            }
+        });
         tokio::spawn(dispatch(Arc::downgrade(&hub.inner), input_rx));
         tokio::spawn(maintain(Arc::downgrade(&hub.inner)));
         Ok(hub)
@@ -373,6 +405,11 @@ impl Hub {
 
     pub fn node_id(&self) -> &str {
         &self.inner.node_id
+    }
+
+    /// Rings every [`WRITE_LINGER`] (see there).
+    pub(crate) fn write_tick(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.write_tick.clone()
     }
 
     pub fn config(&self) -> &RealtimeConfig {
