@@ -14,7 +14,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::realtime::protocol::close;
 use crate::realtime::Hub;
 use crate::store::{
-    new_id, now_ms, Db, NewAuditEntry, RefreshOutcome, Role, StoreError, TenantDb, User,
+    new_id, now_ms, Db, NewAuditEntry, RefreshOutcome, Role, SessionRecord, StoreError,
+    StoreResult, TenantDb, User,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,11 +56,100 @@ pub struct AuthService {
     keys: TokenKeys,
     hasher: PasswordHasher,
     config: Arc<AuthConfig>,
+    sessions: SessionLookups,
+}
+
+/// Most sessions read together.
+const LOOKUPS_PER_READ: usize = 64;
+
+struct Lookup {
+    tenant: String,
+    session: String,
+    reply: tokio::sync::oneshot::Sender<StoreResult<SessionRecord>>,
+}
+
+/// Session lookups for access tokens, read in batches: the tokens presented while one read
+/// is under way are read together in the next, so a storm of connects (or requests) costs
+/// a read per batch, not one per token. A lookup alone is read at once.
+#[derive(Clone)]
+struct SessionLookups {
+    tx: tokio::sync::mpsc::UnboundedSender<Lookup>,
+    db: Db,
+    /// Reads made (the tests check that lookups were read together).
+    #[cfg_attr(not(test), allow(dead_code))]
+    reads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SessionLookups {
+    /// Starts the reading task (it ends when the last handle is dropped).
+    fn start(db: Db) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Lookup>();
+        let reads = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (task_db, task_reads) = (db.clone(), reads.clone());
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < LOOKUPS_PER_READ {
+                    match rx.try_recv() {
+                        Ok(l) => batch.push(l),
+                        Err(_) => break,
+                    }
+                }
+                task_reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::histogram!("session_lookups_per_read").record(batch.len() as f64);
+                let keys: Vec<(&str, &str)> = batch
+                    .iter()
+                    .map(|l| (l.tenant.as_str(), l.session.as_str()))
+                    .collect();
+                match task_db.session_records(&keys).await {
+                    Ok(found) => {
+                        // (The same token may be in the batch more than once.)
+                        for l in batch {
+                            let record = found
+                                .get(&(l.tenant, l.session))
+                                .cloned()
+                                .ok_or(StoreError::NotFound);
+                            let _ = l.reply.send(record);
+                        }
+                    }
+                    Err(e) => {
+                        // Each on its own, so each gets its own answer.
+                        tracing::warn!(error = %e, "reading sessions together failed");
+                        for l in batch {
+                            let record = task_db
+                                .for_tenant(&l.tenant)
+                                .session_record(&l.session)
+                                .await;
+                            let _ = l.reply.send(record);
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx, db, reads }
+    }
+
+    async fn get(&self, tenant: &str, session: &str) -> StoreResult<SessionRecord> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let lookup = Lookup {
+            tenant: tenant.to_string(),
+            session: session.to_string(),
+            reply,
+        };
+        if self.tx.send(lookup).is_ok() {
+            if let Ok(record) = answer.await {
+                return record;
+            }
+        }
+        // The reading task is gone (the runtime is shutting down): read directly.
+        self.db.for_tenant(tenant).session_record(session).await
+    }
 }
 
 impl AuthService {
     pub fn new(db: Db, hub: Hub, secret: &[u8], config: AuthConfig) -> anyhow::Result<Self> {
         Ok(Self {
+            sessions: SessionLookups::start(db.clone()),
             hub,
             hasher: PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations)?,
             db,
@@ -298,8 +388,7 @@ impl AuthService {
                 ApiError::unauthorized("invalid_token", "the access token is not valid")
             }
         })?;
-        let tdb = self.db.for_tenant(&claims.tid);
-        let record = match tdb.session_record(&claims.sid).await {
+        let record = match self.sessions.get(&claims.tid, &claims.sid).await {
             Ok(r) => r,
             Err(StoreError::NotFound) => {
                 return Err(ApiError::unauthorized(
@@ -355,5 +444,91 @@ impl AuthService {
                 .await;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::store::NewUser;
+
+    async fn user(db: &Db, tenant: &str, email: &str) -> User {
+        db.for_tenant(tenant)
+            .create_user(NewUser {
+                email: email.into(),
+                name: email.into(),
+                role: Role::Recruiter,
+                department_id: None,
+                phone: None,
+                title: None,
+                password_hash: "not used".into(),
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn tokens_presented_together_are_read_together_and_each_answered_as_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Secret::new(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("t.db").display()
+        ));
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let a = db.create_tenant("a", "A").await.unwrap();
+        let b = db.create_tenant("b", "B").await.unwrap();
+        let olga = user(&db, &a.id, "olga@a.test").await;
+        let ivan = user(&db, &b.id, "ivan@b.test").await;
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for i in 0..6 {
+            let (tenant, who) = if i % 2 == 0 { (&a, &olga) } else { (&b, &ivan) };
+            let sid = format!("session-{i}");
+            db.for_tenant(&tenant.id)
+                .create_session(&sid, &who.id, &format!("hash-{i}"), 60_000, None, None)
+                .await
+                .unwrap();
+            keys.push((tenant.id.clone(), sid));
+        }
+        db.for_tenant(&a.id)
+            .revoke_session(&olga.id, "session-2", "logout")
+            .await
+            .unwrap();
+        // Another tenant's session under this tenant, a session that does not exist, and
+        // one token presented twice.
+        keys.push((a.id.clone(), "session-1".into()));
+        keys.push((b.id.clone(), "no-such-session".into()));
+        keys.push(keys[0].clone());
+
+        let lookups = SessionLookups::start(db.clone());
+        // All asked before the reading task runs (one thread): one read answers them.
+        let answers =
+            futures_util::future::join_all(keys.iter().map(|(t, s)| lookups.get(t, s))).await;
+        assert_eq!(lookups.reads.load(std::sync::atomic::Ordering::Relaxed), 1);
+        for ((tenant, session), answer) in keys.iter().zip(answers) {
+            let alone = db.for_tenant(tenant).session_record(session).await;
+            match (answer, alone) {
+                (Ok(got), Ok(want)) => {
+                    assert_eq!(
+                        (got.user_id, got.role, got.revoked_at, got.expires_at),
+                        (want.user_id, want.role, want.revoked_at, want.expires_at),
+                        "{session}"
+                    );
+                }
+                (Err(StoreError::NotFound), Err(StoreError::NotFound)) => {}
+                (got, want) => panic!("{tenant}/{session}: {got:?} against {want:?}"),
+            }
+        }
+        let revoked = lookups.get(&a.id, "session-2").await.unwrap();
+        assert!(
+            revoked.revoked_at.is_some(),
+            "a revoked session reads as revoked"
+        );
+        assert!(matches!(
+            lookups.get(&a.id, "session-1").await,
+            Err(StoreError::NotFound)
+        ));
+        db.close().await;
     }
 }

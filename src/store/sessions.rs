@@ -9,7 +9,8 @@ use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::{now_ms, to_time, StoreError, StoreResult, TenantDb};
+use super::sends::{any_of, padded, pieces};
+use super::{now_ms, to_time, Db, StoreError, StoreResult, TenantDb};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SessionInfo {
@@ -63,6 +64,52 @@ struct TokenRow {
     revoked_at: Option<i64>,
     expires_at: i64,
     deactivated_at: Option<i64>,
+}
+
+impl Db {
+    /// The sessions behind several access tokens, by `(tenant, session id)`: one read per
+    /// 64 (the connects and requests that arrive together). Keys without a session are
+    /// left out. Each key names its tenant: a session is found only in its own.
+    pub async fn session_records(
+        &self,
+        keys: &[(&str, &str)],
+    ) -> StoreResult<std::collections::HashMap<(String, String), SessionRecord>> {
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            Option<i64>,
+            i64,
+            Option<i64>,
+        );
+        let mut out = std::collections::HashMap::new();
+        for piece in pieces(keys) {
+            let terms = padded(piece);
+            let sql = format!(
+                "SELECT s.tenant_id, s.id, s.user_id, u.role, s.revoked_at, s.expires_at, \
+                 u.deactivated_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE {}",
+                any_of(&["s.tenant_id", "s.id"], terms.len())
+            );
+            let mut q = sqlx::query_as::<_, Row>(&sql);
+            for (tenant, session) in &terms {
+                q = q.bind(*tenant).bind(*session);
+            }
+            for (tenant, id, user_id, role, revoked_at, expires_at, deactivated_at) in
+                q.fetch_all(&self.pool).await?
+            {
+                let record = SessionRecord {
+                    user_id,
+                    role,
+                    revoked_at,
+                    expires_at,
+                    deactivated_at,
+                };
+                out.insert((tenant, id), record);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl TenantDb {
