@@ -40,9 +40,6 @@ struct Snapshot<'a> {
     last: bool,
 }
 
-/// Users per `presence_snapshot` frame (as many as in a `presence` frame).
-const SNAPSHOT_CHUNK: usize = super::PRESENCE_FRAME_USERS;
-
 /// How long `welcome`, the snapshot and the replay may take together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one write to a client may take before the client counts as gone.
@@ -106,16 +103,12 @@ pub async fn serve(reader: SocketReader, writer: SocketWriter, ctx: Arc<Context>
             reference,
         )),
     )
-    .await;
+    .await
+    .unwrap_or_else(|_| Err(anyhow::anyhow!("handshake timed out")));
     let last = match greeted {
-        Ok(Ok(last)) => last,
-        Ok(Err(e)) => {
+        Ok(last) => last,
+        Err(e) => {
             tracing::debug!(error = %e, "connection ended in its handshake");
-            ctx.hub.detach(principal.tenant_id(), &handle);
-            return;
-        }
-        Err(_) => {
-            tracing::debug!("handshake timed out");
             ctx.hub.detach(principal.tenant_id(), &handle);
             return;
         }
@@ -176,12 +169,11 @@ async fn open(mut reader: SocketReader, mut writer: SocketWriter, ctx: &Context)
                 let _ = writer.send(&[(OP_PONG, p)]).await;
             }
             Ok(Ok(Incoming::Pong)) => {}
-            Ok(Ok(Incoming::Close(_))) | Ok(Err(WireError::Ended | WireError::Io(_))) => {
-                return None
-            }
+            Ok(Ok(Incoming::Close(_))) => return None,
             Ok(Err(e)) => {
-                let (code, reason) = close_for(&e).expect("a close for a bad frame");
-                send_close(&mut writer, code, &reason).await;
+                if let Some((code, reason)) = close_for(&e) {
+                    send_close(&mut writer, code, &reason).await;
+                }
                 return None;
             }
             Ok(Ok(Incoming::Binary)) => {
@@ -310,7 +302,7 @@ async fn greet(
         let chunks: Vec<&[super::presence::UserPresence]> = if presence.is_empty() {
             vec![&[]]
         } else {
-            presence.chunks(SNAPSHOT_CHUNK).collect()
+            presence.chunks(super::PRESENCE_FRAME_USERS).collect()
         };
         let n = chunks.len();
         chunks

@@ -113,39 +113,37 @@ impl ConnControl {
         self.state.lock().expect("not poisoned")
     }
 
-    /// Queues a frame unless the queue is full or the connection is closing.
-    pub fn push(&self, item: Outbound) -> Pushed {
+    /// Queues a frame unless the connection is closing; gives it back when the queue is
+    /// full.
+    fn offer(&self, item: Outbound) -> Result<Pushed, Outbound> {
         let mut state = self.lock();
         if state.writer_gone || state.close.is_some() {
-            return Pushed::Dropped;
+            return Ok(Pushed::Dropped);
         }
         if state.queue.len() >= self.capacity {
-            return Pushed::Full;
+            return Err(item);
         }
         state.queue.push_back(item);
         drop(state);
         self.queued.notify_one();
-        Pushed::Queued
+        Ok(Pushed::Queued)
+    }
+
+    /// Queues a frame unless the queue is full or the connection is closing.
+    pub fn push(&self, item: Outbound) -> Pushed {
+        self.offer(item).unwrap_or(Pushed::Full)
     }
 
     /// Queues a frame, waiting for room while the queue is full (a connection's answers
     /// to its own frames: back-pressure on itself).
-    pub async fn push_waiting(&self, item: Outbound) -> Pushed {
+    pub async fn push_waiting(&self, mut item: Outbound) -> Pushed {
         loop {
             let room = self.changed.notified();
             tokio::pin!(room);
             room.as_mut().enable();
-            {
-                let mut state = self.lock();
-                if state.writer_gone || state.close.is_some() {
-                    return Pushed::Dropped;
-                }
-                if state.queue.len() < self.capacity {
-                    state.queue.push_back(item);
-                    drop(state);
-                    self.queued.notify_one();
-                    return Pushed::Queued;
-                }
+            match self.offer(item) {
+                Ok(pushed) => return pushed,
+                Err(back) => item = back,
             }
             room.await;
         }
@@ -190,17 +188,12 @@ impl ConnControl {
     /// The writer's wait: everything queued, or the close once asked for.
     pub async fn next(&self) -> Next {
         loop {
-            {
-                let mut state = self.lock();
-                if let Some((code, reason)) = &state.close {
-                    return Next::Close(*code, reason.clone());
-                }
-                if !state.queue.is_empty() {
-                    let frames = std::mem::take(&mut state.queue);
-                    drop(state);
-                    self.changed.notify_waiters();
-                    return Next::Frames(frames);
-                }
+            // A close asked for between these two looks also wakes `queued`.
+            if let Some((code, reason)) = self.close_reason() {
+                return Next::Close(code, reason);
+            }
+            if let Some(frames) = self.take_queued() {
+                return Next::Frames(frames);
             }
             self.queued.notified().await;
         }
@@ -578,7 +571,7 @@ impl Hub {
             control: Arc::new(ConnControl::new(inner.config.outgoing_queue.max(8))),
         };
         let first_here = init.is_some();
-        let delivered = {
+        let current = {
             let mut tenants = inner.tenants.lock().expect("not poisoned");
             let ts = tenants.entry(tenant.to_string()).or_default();
             if let Some((position, chosen)) = init {
@@ -616,24 +609,16 @@ impl Hub {
             // (under the same lock the dispatcher delivers under): every later event reaches
             // this connection live (the writer skips positions up to this one); every earlier
             // one is in the state the client loads, or replays.
-            ts.seq.as_ref().map(|seq| seq.delivered)
+            ts.seq
+                .as_ref()
+                .expect("set up above or by an earlier connection, and never taken away")
+                .delivered
         };
         if let (true, Some(redis)) = (first_here, &inner.redis) {
             // First user of this tenant on this node: learn the other nodes' view now, so
             // the snapshot in `welcome` is complete.
             read_tenant_reports(inner, &mut redis.clone(), tenant).await;
         }
-        let current = match delivered {
-            Some(p) => p,
-            // Not reached: registering sets the tenant's sequencer up.
-            None => match tdb.current_position().await {
-                Ok(p) => p,
-                Err(e) => {
-                    self.detach(tenant, &handle);
-                    return Err(e.into());
-                }
-            },
-        };
         Ok((handle, current))
     }
 
