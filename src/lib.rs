@@ -130,7 +130,7 @@ impl App {
             hub.close_all();
         };
         axum::serve(
-            self.listener,
+            tuned(self.listener),
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
@@ -141,6 +141,20 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Every accepted connection sends what it is given at once (`TCP_NODELAY`). With Nagle's
+/// algorithm on, a frame written while the previous one is not yet acknowledged waits for
+/// that acknowledgement, which a client delays by up to 40 ms: a realtime event would often
+/// arrive 40 ms late. Writes are gathered in the hub instead (docs/protocol.md, "Frames
+/// written together").
+fn tuned(listener: TcpListener) -> axum::serve::TapIo<TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    })
 }
 
 /// The key that seals provider credentials at rest: configured, else generated once in
@@ -245,6 +259,26 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_waiting_for_acknowledgements() {
+        use axum::serve::Listener;
+        let mut listener = tuned(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, from) = listener.accept().await;
+        assert_eq!(from, client.local_addr().unwrap());
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY on the hub's side");
+        let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _c = tokio::net::TcpStream::connect(plain.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (untuned, _) = plain.accept().await.unwrap();
+        assert!(
+            !untuned.nodelay().unwrap(),
+            "the default this guards against (Nagle on)"
+        );
+    }
 
     #[test]
     fn a_generated_key_is_kept_and_a_truncated_one_is_refused() {

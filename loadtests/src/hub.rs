@@ -39,7 +39,33 @@ pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<String> {
         .execute(format!("CREATE DATABASE {name}").as_str())
         .await?;
     let base = kind.rsplit_once('/').map(|(b, _)| b).unwrap_or(kind);
+    CREATED
+        .lock()
+        .expect("database list")
+        .push((kind.to_string(), name.clone()));
     Ok(format!("{base}/{name}"))
+}
+
+/// The PostgreSQL databases this run created: (server URL, name).
+static CREATED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Drops the PostgreSQL databases this run created (their hubs have stopped or are
+/// stopped by force), so benchmark runs do not fill the server's disk.
+pub async fn drop_databases() {
+    use sqlx::{Connection, Executor};
+    let created = std::mem::take(&mut *CREATED.lock().expect("database list"));
+    for (server, name) in created {
+        let dropped = async {
+            let mut admin = sqlx::PgConnection::connect(&server).await?;
+            admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = dropped.await {
+            eprintln!("could not drop the load database {name}: {e}");
+        }
+    }
 }
 
 /// Seeds `tenants` tenants of `users` recruiters each, with a live session and an access

@@ -134,7 +134,12 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let ok = runtime.block_on(scenarios::run(&cli))?;
+    let ok = runtime.block_on(async {
+        let ok = scenarios::run(&cli).await;
+        // A run's PostgreSQL databases go when it ends, however it ends.
+        hub::drop_databases().await;
+        ok
+    })?;
     if !ok {
         std::process::exit(1);
     }

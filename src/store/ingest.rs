@@ -16,7 +16,7 @@ use sqlx::{Any, Transaction};
 use super::events::Audience;
 use super::rooms::to_json;
 use super::sends::{
-    any_of, insert_events, padded, pieces, placeholders, reserve_positions, EventRow,
+    insert_events, padded, pieces, placeholders, reserve_positions, select_by_keys, EventRow,
 };
 use super::threads::{
     preview_of, Inbound, Ingested, MessageRow, Thread, ThreadMessage, ThreadRow, MESSAGE_COLUMNS,
@@ -61,7 +61,7 @@ impl Db {
                     tenants.push((&j.account.tenant_id, 0));
                 }
             }
-            reserve_positions(tx, self.backend(), &tenants).await?;
+            reserve_positions(tx, &tenants).await?;
         }
         let plans = self.plan(tx, jobs).await?;
         let known = plans
@@ -156,13 +156,13 @@ impl Db {
         idx: &[usize],
     ) -> StoreResult<HashMap<(&'j str, &'j str), (String, String)>> {
         let terms = padded(idx);
-        let sql = format!(
-            "SELECT channel_account_id, external_id, id, thread_id FROM thread_messages \
-             WHERE {}",
-            any_of(
-                &["tenant_id", "channel_account_id", "external_id"],
-                terms.len()
-            )
+        let sql = select_by_keys(
+            self.backend(),
+            "channel_account_id, external_id, id, thread_id",
+            "thread_messages",
+            None,
+            &["tenant_id", "channel_account_id", "external_id"],
+            terms.len(),
         );
         let mut q = sqlx::query_as::<_, (Option<String>, Option<String>, String, String)>(&sql);
         for &&i in &terms {
@@ -200,13 +200,17 @@ impl Db {
             return Ok(HashSet::new());
         }
         let refs = padded(&refs);
-        let sql = format!(
-            "SELECT ref FROM thread_refs WHERE tenant_id = $1 AND ref IN ({})",
-            list(2, refs.len())
+        let sql = select_by_keys(
+            self.backend(),
+            "ref",
+            "thread_refs",
+            None,
+            &["tenant_id", "ref"],
+            refs.len(),
         );
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(tenant.to_string());
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
         for r in refs {
-            q = q.bind(r.to_string());
+            q = q.bind(tenant.to_string()).bind(r.to_string());
         }
         Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
     }
@@ -226,9 +230,13 @@ impl Db {
             return Ok(owners);
         }
         let keys = padded(&keys);
-        let sql = format!(
-            "SELECT kind, value, contact_id FROM identities WHERE {}",
-            any_of(&["tenant_id", "kind", "value"], keys.len())
+        let sql = select_by_keys(
+            self.backend(),
+            "kind, value, contact_id",
+            "identities",
+            None,
+            &["tenant_id", "kind", "value"],
+            keys.len(),
         );
         let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
         for k in keys {
@@ -262,15 +270,18 @@ impl Db {
         if contacts.is_empty() {
             return Ok(out);
         }
-        let sql = format!(
-            "SELECT t.contact_id, t.id, c.name FROM threads t JOIN contacts c ON c.id = t.contact_id \
-             WHERE t.tenant_id = $1 AND t.merged_into IS NULL AND t.contact_id IN ({})",
-            list(2, padded(contacts).len())
+        let contacts = padded(contacts);
+        let sql = select_by_keys(
+            self.backend(),
+            "t.contact_id, t.id, c.name",
+            "threads t JOIN contacts c ON c.id = t.contact_id",
+            Some("t.merged_into IS NULL"),
+            &["t.tenant_id", "t.contact_id"],
+            contacts.len(),
         );
-        let mut q =
-            sqlx::query_as::<_, (String, String, Option<String>)>(&sql).bind(tenant.to_string());
-        for c in padded(contacts) {
-            q = q.bind(c.clone());
+        let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
+        for c in contacts {
+            q = q.bind(tenant.to_string()).bind(c.clone());
         }
         for (contact, thread, name) in q.fetch_all(&mut **tx).await? {
             match out.get(&contact) {
@@ -414,7 +425,7 @@ impl Db {
                 None => needed.push((tenant, 1)),
             }
         }
-        let last = reserve_positions(tx, self.backend(), &needed).await?;
+        let last = reserve_positions(tx, &needed).await?;
         let mut next: HashMap<&str, i64> = needed
             .iter()
             .map(|(t, n)| (*t, last.get(*t).copied().unwrap_or(0) - n + 1))
@@ -501,14 +512,6 @@ impl Db {
         }
         Ok(out)
     }
-}
-
-/// `$from, $from+1, …` — `n` placeholders for an `IN (…)` list.
-fn list(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The plan of one message from the batch's reads (nothing earlier in the batch touches it).

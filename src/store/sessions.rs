@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use super::sends::{any_of, padded, pieces};
+use super::sends::{padded, pieces, select_by_keys};
 use super::{now_ms, to_time, Db, StoreError, StoreResult, TenantDb};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -86,10 +86,13 @@ impl Db {
         let mut out = std::collections::HashMap::new();
         for piece in pieces(keys) {
             let terms = padded(piece);
-            let sql = format!(
-                "SELECT s.tenant_id, s.id, s.user_id, u.role, s.revoked_at, s.expires_at, \
-                 u.deactivated_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE {}",
-                any_of(&["s.tenant_id", "s.id"], terms.len())
+            let sql = select_by_keys(
+                self.backend(),
+                "s.tenant_id, s.id, s.user_id, u.role, s.revoked_at, s.expires_at, u.deactivated_at",
+                "sessions s JOIN users u ON u.id = s.user_id",
+                None,
+                &["s.tenant_id", "s.id"],
+                terms.len(),
             );
             let mut q = sqlx::query_as::<_, Row>(&sql);
             for (tenant, session) in &terms {

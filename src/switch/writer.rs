@@ -56,7 +56,12 @@ impl Job {
     }
 }
 
-type Request = (Job, oneshot::Sender<StoreResult<Ingested>>);
+/// A job, when it was queued, and where its answer goes.
+type Request = (
+    Job,
+    std::time::Instant,
+    oneshot::Sender<StoreResult<Ingested>>,
+);
 
 #[derive(Clone)]
 pub(crate) struct Writers {
@@ -86,7 +91,7 @@ impl Writers {
         let shard = &self.shards[(h.finish() as usize) % self.shards.len()];
         let (reply, answer) = oneshot::channel();
         shard
-            .send((job, reply))
+            .send((job, std::time::Instant::now(), reply))
             .await
             .map_err(|_| StoreError::Conflict("ingest writer stopped".into()))?;
         answer
@@ -106,9 +111,16 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
             }
         }
         metrics::histogram!("ingest_batch_size").record(batch.len() as f64);
-        match store_batch(&db, &batch).await {
+        let started = std::time::Instant::now();
+        let waited = metrics::histogram!("ingest_wait_seconds");
+        for (_, queued_at, _) in &batch {
+            waited.record(started.duration_since(*queued_at).as_secs_f64());
+        }
+        let stored = store_batch(&db, &batch).await;
+        metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
+        match stored {
             Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
+                for ((_, _, reply), result) in batch.drain(..).zip(results) {
                     let _ = reply.send(Ok(result));
                 }
             }
@@ -116,7 +128,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
                 // One of them (or the database) failed: each on its own, so only the bad
                 // one fails.
                 tracing::warn!(error = %e, size = batch.len(), "ingest batch failed; storing its messages one by one");
-                for (job, reply) in batch.drain(..) {
+                for (job, _, reply) in batch.drain(..) {
                     let result = db
                         .for_tenant(&job.account.tenant_id)
                         .ingest(job.inbound())
@@ -130,7 +142,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
 
 async fn store_batch(db: &Db, batch: &[Request]) -> StoreResult<Vec<Ingested>> {
     let (mut tx, _gate) = db.begin_write().await?;
-    let jobs: Vec<_> = batch.iter().map(|(job, _)| job.inbound()).collect();
+    let jobs: Vec<_> = batch.iter().map(|(job, _, _)| job.inbound()).collect();
     let out = db.ingest_batch(&mut tx, &jobs).await?;
     tx.commit().await?;
     Ok(out)
