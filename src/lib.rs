@@ -72,6 +72,7 @@ impl App {
             public_url,
         );
         let chat = Chat::new(hub.clone());
+        telemetry::spawn_lag_probe();
         let state = AppState {
             switch,
             blobs,

@@ -42,3 +42,21 @@ pub fn metrics_handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// How late the runtime wakes a task that asked to sleep: a task wakes every
+/// [`LAG_PROBE_EVERY`] and records how much later than asked it ran, in
+/// `runtime_lag_seconds`. A worker held by long work (or starved of its core) shows here
+/// as lag, whatever the work was; every task of the node waited as long.
+pub fn spawn_lag_probe() {
+    tokio::spawn(async {
+        let lag = metrics::histogram!("runtime_lag_seconds");
+        loop {
+            let asked = tokio::time::Instant::now() + LAG_PROBE_EVERY;
+            tokio::time::sleep_until(asked).await;
+            lag.record(asked.elapsed().as_secs_f64());
+        }
+    });
+}
+
+/// How often [`spawn_lag_probe`]'s task wakes.
+pub const LAG_PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);

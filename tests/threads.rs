@@ -1456,6 +1456,19 @@ async fn messages_arriving_together_are_stored_once_each_in_order_with_gap_free_
         value("ingest_set_based_total") >= 1.0,
         "known applicants took the set-based path"
     );
+    assert_eq!(
+        value("ingest_wait_seconds_count"),
+        value("ingest_batch_size_sum"),
+        "every stored message's wait is measured"
+    );
+    assert_eq!(
+        value("ingest_batch_seconds_count"),
+        value("ingest_batch_size_count")
+    );
+    assert!(
+        value("runtime_lag_seconds_count") >= 1.0,
+        "the runtime's lag is measured"
+    );
 }
 
 #[tokio::test]

@@ -46,6 +46,18 @@ pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
+/// On PostgreSQL, gathers the statistics autovacuum would have by now (`ANALYZE`); the
+/// hub's cached plans of the analyzed tables are made again. Whether it did.
+pub async fn analyze(url: &str) -> anyhow::Result<bool> {
+    use sqlx::{Connection, Executor};
+    if !url.starts_with("postgres") {
+        return Ok(false);
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    conn.execute("ANALYZE").await?;
+    Ok(true)
+}
+
 /// The PostgreSQL databases this run created: (server URL, name).
 static CREATED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 

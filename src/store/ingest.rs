@@ -111,9 +111,7 @@ impl Db {
                 .collect();
             let stored = self.stored_ids(tx, tenant, jobs, &idx).await?;
             let refs = self.known_refs(tx, tenant, jobs, &idx).await?;
-            let owners = self.identity_owners(tx, tenant, jobs, &idx).await?;
-            let contacts: Vec<String> = owners.values().cloned().collect();
-            let threads = self.live_threads(tx, tenant, &contacts).await?;
+            let (owners, threads) = self.identity_owners(tx, tenant, jobs, &idx).await?;
             // What an earlier message of this batch will write: a later one that shares it
             // must see that write, so it goes the single way too. A single-way message can
             // change the applicants its identities lead to (create, merge, name them) and
@@ -215,30 +213,39 @@ impl Db {
         Ok(q.fetch_all(&mut **tx).await?.into_iter().collect())
     }
 
-    /// `(kind, value)` → the contact that has the identity, for the batch's senders.
+    /// For the batch's senders, in one read: `(kind, value)` → the contact that has the
+    /// identity, and contact → its one live thread and its name (`None`: several).
+    #[allow(clippy::type_complexity)]
     async fn identity_owners<'j>(
         &self,
         tx: &mut Transaction<'static, Any>,
         tenant: &str,
         jobs: &'j [Inbound<'_>],
         idx: &[usize],
-    ) -> StoreResult<HashMap<(&'j str, &'j str), String>> {
+    ) -> StoreResult<(
+        HashMap<(&'j str, &'j str), String>,
+        HashMap<String, Option<(String, Option<String>)>>,
+    )> {
         let keys: Vec<&super::IdentityKey> =
             idx.iter().flat_map(|&i| jobs[i].sender.iter()).collect();
         let mut owners = HashMap::new();
+        let mut threads: HashMap<String, Option<(String, Option<String>)>> = HashMap::new();
         if keys.is_empty() {
-            return Ok(owners);
+            return Ok((owners, threads));
         }
         let keys = padded(&keys);
         let sql = select_by_keys(
             self.backend(),
-            "kind, value, contact_id",
-            "identities",
+            "i.kind, i.value, i.contact_id, t.id AS thread_id, c.name",
+            "identities i LEFT JOIN threads t ON t.tenant_id = i.tenant_id \
+             AND t.contact_id = i.contact_id AND t.merged_into IS NULL \
+             LEFT JOIN contacts c ON c.id = i.contact_id",
             None,
-            &["tenant_id", "kind", "value"],
+            &["i.tenant_id", "i.kind", "i.value"],
             keys.len(),
         );
-        let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
+        type Row = (String, String, String, Option<String>, Option<String>);
+        let mut q = sqlx::query_as::<_, Row>(&sql);
         for k in keys {
             q = q
                 .bind(tenant.to_string())
@@ -248,52 +255,31 @@ impl Db {
         let rows = q.fetch_all(&mut **tx).await?;
         for &i in idx {
             for k in jobs[i].sender {
-                if let Some((_, _, c)) = rows
+                if let Some((_, _, c, _, _)) = rows
                     .iter()
-                    .find(|(kind, value, _)| *kind == k.kind && *value == k.value)
+                    .find(|(kind, value, ..)| *kind == k.kind && *value == k.value)
                 {
                     owners.insert((k.kind.as_str(), k.value.as_str()), c.clone());
                 }
             }
         }
-        Ok(owners)
-    }
-
-    /// Contact → its one live thread and its name (`None`: no live thread, or several).
-    async fn live_threads(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        tenant: &str,
-        contacts: &[String],
-    ) -> StoreResult<HashMap<String, Option<(String, Option<String>)>>> {
-        let mut out: HashMap<String, Option<(String, Option<String>)>> = HashMap::new();
-        if contacts.is_empty() {
-            return Ok(out);
-        }
-        let contacts = padded(contacts);
-        let sql = select_by_keys(
-            self.backend(),
-            "t.contact_id, t.id, c.name",
-            "threads t JOIN contacts c ON c.id = t.contact_id",
-            Some("t.merged_into IS NULL"),
-            &["t.tenant_id", "t.contact_id"],
-            contacts.len(),
-        );
-        let mut q = sqlx::query_as::<_, (String, String, Option<String>)>(&sql);
-        for c in contacts {
-            q = q.bind(tenant.to_string()).bind(c.clone());
-        }
-        for (contact, thread, name) in q.fetch_all(&mut **tx).await? {
-            match out.get(&contact) {
+        // A contact reached through several identities comes once per identity.
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        for (_, _, contact, thread, name) in &rows {
+            let Some(thread) = thread else { continue };
+            if !seen.insert((contact, thread)) {
+                continue;
+            }
+            match threads.get(contact) {
                 None => {
-                    out.insert(contact, Some((thread, name)));
+                    threads.insert(contact.clone(), Some((thread.clone(), name.clone())));
                 }
                 Some(_) => {
-                    out.insert(contact, None);
+                    threads.insert(contact.clone(), None);
                 }
             }
         }
-        Ok(out)
+        Ok((owners, threads))
     }
 
     /// Stores a run of messages planned `Known`, `Fresh` or `Repeat`: one insert for all
@@ -470,7 +456,7 @@ impl Db {
         let mut accounts: Vec<(&str, &str)> = Vec::new();
         for (j, slot) in jobs.iter().zip(&slots) {
             let key = (j.account.tenant_id.as_str(), j.account.id.as_str());
-            if slot.is_some() && !accounts.contains(&key) {
+            if slot.is_some() && needs_touch(j.account, now) && !accounts.contains(&key) {
                 accounts.push(key);
             }
         }
@@ -512,6 +498,23 @@ impl Db {
         }
         Ok(out)
     }
+}
+
+/// How recent an account's `last_inbound_at` may be for a busy hook to leave it as it is.
+const TOUCH_ACCOUNT_EVERY_MS: i64 = 5_000;
+
+/// Whether a message that arrived on `account` (as its hook read it, at most
+/// [`super::channels::HOOK_ACCOUNT_TTL`] ago) must write the account's `last_inbound_at`
+/// and health: a busy account is written every few seconds, not on every batch (a round
+/// trip and a row write each on PostgreSQL). It is always written when the account is
+/// marked "no inbound" (that is over now), and when it expects messages within a minute
+/// or less (a few seconds late could be read as silence).
+fn needs_touch(account: &super::ChannelAccount, now: i64) -> bool {
+    let recent = account
+        .last_inbound_at
+        .is_some_and(|t| now - t.timestamp_millis() < TOUCH_ACCOUNT_EVERY_MS);
+    let patient = account.inbound_expected_within_s.is_none_or(|s| s > 60);
+    !(recent && patient && account.health_class.as_deref() != Some("no_inbound"))
 }
 
 /// The plan of one message from the batch's reads (nothing earlier in the batch touches it).
@@ -584,7 +587,7 @@ struct Fold {
     vacancy: Option<String>,
 }
 
-/// The rows of a run's messages, in one insert per hundred; by id.
+/// The rows of a run's messages, in one insert per piece ([`pieces`]); by id.
 async fn insert_messages(
     tx: &mut Transaction<'static, Any>,
     jobs: &[Inbound<'_>],
@@ -634,7 +637,7 @@ async fn insert_messages(
     Ok(out)
 }
 
-/// Every thread of a run once, in one update per hundred (the values of all in a CTE);
+/// Every thread of a run once, in one update per piece (the values of all in a CTE);
 /// by id, without `contact_name`.
 async fn update_threads(
     tx: &mut Transaction<'static, Any>,
@@ -700,7 +703,7 @@ struct Fresh<'a, 'j> {
 }
 
 /// The new applicants of a run: one insert each for their contacts, identities and
-/// threads (per hundred).
+/// threads (per piece).
 async fn insert_applicants(
     tx: &mut Transaction<'static, Any>,
     fresh: &[Fresh<'_, '_>],
@@ -774,4 +777,71 @@ async fn insert_applicants(
         q.execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{needs_touch, TOUCH_ACCOUNT_EVERY_MS};
+    use crate::store::ChannelAccount;
+
+    fn account(
+        last_inbound_ms: Option<i64>,
+        class: Option<&str>,
+        expect: Option<i64>,
+    ) -> ChannelAccount {
+        let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap();
+        ChannelAccount {
+            id: "a".into(),
+            kind: "sms".into(),
+            provider: "webhook".into(),
+            name: "n".into(),
+            address: "+70000000000".into(),
+            owner_user_id: None,
+            settings: serde_json::json!({}),
+            queue_id: None,
+            enabled: true,
+            health: if class.is_some() { "degraded" } else { "ok" }.into(),
+            health_class: class.map(Into::into),
+            last_error: None,
+            health_since: at(0),
+            next_retry_at: None,
+            last_inbound_at: last_inbound_ms.map(at),
+            last_outbound_at: None,
+            inbound_expected_within_s: expect,
+            created_at: at(0),
+            updated_at: at(0),
+            tenant_id: "t".into(),
+            secret: None,
+            sync_state: None,
+        }
+    }
+
+    #[test]
+    fn a_busy_account_is_written_every_few_seconds_and_always_when_it_has_news() {
+        let now = 1_000_000;
+        let just = Some(now - 100);
+        let long_ago = Some(now - TOUCH_ACCOUNT_EVERY_MS - 1);
+        assert!(
+            !needs_touch(&account(just, None, None), now),
+            "busy, nothing new"
+        );
+        assert!(!needs_touch(&account(just, None, Some(3600)), now));
+        assert!(needs_touch(&account(long_ago, None, None), now), "stale");
+        assert!(
+            needs_touch(&account(None, None, None), now),
+            "never heard from"
+        );
+        assert!(
+            needs_touch(&account(just, Some("no_inbound"), None), now),
+            "\"no inbound\" is over at once"
+        );
+        assert!(
+            !needs_touch(&account(just, Some("auth_failure"), None), now),
+            "other health states are not the inbound path's to clear"
+        );
+        assert!(
+            needs_touch(&account(just, None, Some(30)), now),
+            "an account that expects messages every 30 s is kept exact"
+        );
+    }
 }

@@ -422,15 +422,24 @@ pub(super) fn select_by_keys(
 /// The most rows of a multi-row statement.
 pub(super) const MAX_PIECE: usize = 64;
 
-/// `items` in pieces whose lengths are powers of two (at most [`MAX_PIECE`]): each
-/// statement has only a few texts, so the database's prepared-statement cache keeps them
-/// (a new text is parsed and planned again — on PostgreSQL a round trip more).
+/// Pieces of up to this many rows are written whole, whatever their length.
+pub(super) const WHOLE_PIECE: usize = 8;
+
+/// `items` in pieces of at most [`MAX_PIECE`] rows, each of a length in a small set — 1 to
+/// [`WHOLE_PIECE`], then powers of two — so each statement has only a few texts and the
+/// database's prepared-statement cache keeps them (a new text is parsed and planned again:
+/// on PostgreSQL a round trip more). The common small batch is one statement; a larger
+/// one is split by powers of two down to a whole piece.
 pub(super) fn pieces<T>(items: &[T]) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
         let n = rest.len().min(MAX_PIECE);
-        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let size = if n <= WHOLE_PIECE {
+            n
+        } else {
+            1usize << (usize::BITS - 1 - n.leading_zeros())
+        };
         let (piece, tail) = rest.split_at(size);
         out.push(piece);
         rest = tail;
@@ -521,15 +530,23 @@ mod tests {
     use super::{padded, pieces};
 
     #[test]
-    fn pieces_are_powers_of_two_and_cover_everything_once() {
-        let items: Vec<usize> = (0..203).collect();
-        let p = pieces(&items);
-        assert!(p.iter().all(|x| x.len().is_power_of_two() && x.len() <= 64));
-        assert_eq!(p.concat(), items);
-        assert_eq!(
-            p.iter().map(|x| x.len()).collect::<Vec<_>>(),
-            [64, 64, 64, 8, 2, 1]
-        );
+    fn pieces_are_few_lengths_and_cover_everything_once() {
+        let lengths = |n: usize| {
+            let items: Vec<usize> = (0..n).collect();
+            let p = pieces(&items);
+            assert_eq!(p.concat(), items, "{n} items, each once, in order");
+            p.iter().map(|x| x.len()).collect::<Vec<_>>()
+        };
+        assert_eq!(lengths(203), [64, 64, 64, 8, 3]);
+        assert_eq!(lengths(7), [7], "a small batch is one statement");
+        assert_eq!(lengths(8), [8]);
+        assert_eq!(lengths(13), [8, 5]);
+        assert_eq!(lengths(40), [32, 8]);
+        for n in 0..300 {
+            assert!(lengths(n)
+                .iter()
+                .all(|&l| (1..=8).contains(&l) || (l.is_power_of_two() && l <= 64)));
+        }
         assert!(pieces::<u8>(&[]).is_empty());
     }
 
