@@ -48,6 +48,8 @@ pub fn metrics_handle() -> PrometheusHandle {
 /// `runtime_lag_seconds`. A worker held by long work (or starved of its core) shows here
 /// as lag, whatever the work was; every task of the node waited as long.
 pub fn spawn_lag_probe() {
+    // The recorder first: a handle taken before it is installed records nothing.
+    let _ = metrics_handle();
     tokio::spawn(async {
         let lag = metrics::histogram!("runtime_lag_seconds");
         loop {

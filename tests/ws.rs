@@ -150,6 +150,12 @@ async fn a_repeated_client_message_id_is_acknowledged_again_and_stored_once() {
         .await
         .unwrap();
     assert_eq!(messages.as_array().unwrap().len(), 1, "{messages}");
+    // Both sends over the socket were timed (the REST one is not a frame).
+    let metrics = t.app.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l == "ws_send_seconds_count 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -575,6 +575,7 @@ async fn handle_frame(
 ) {
     let reference = frame.reference().map(str::to_owned);
     let r = reference.as_deref();
+    let send_started = matches!(frame, ClientFrame::Send { .. }).then(std::time::Instant::now);
     let ack = |extra: serde_json::Value| {
         let mut v = json!({"type": "ack", "ref": r});
         if let (Some(obj), Some(more)) = (v.as_object_mut(), extra.as_object()) {
@@ -629,7 +630,12 @@ async fn handle_frame(
     }
     .await;
     match result {
-        Ok(Some(frame)) => reply(handle, frame).await,
+        Ok(Some(frame)) => {
+            reply(handle, frame).await;
+            if let Some(started) = send_started {
+                metrics::histogram!("ws_send_seconds").record(started.elapsed().as_secs_f64());
+            }
+        }
         Ok(None) => {}
         Err(e) => {
             let message = match &e {

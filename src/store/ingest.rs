@@ -501,14 +501,15 @@ impl Db {
 }
 
 /// How recent an account's `last_inbound_at` may be for a busy hook to leave it as it is.
-const TOUCH_ACCOUNT_EVERY_MS: i64 = 5_000;
+pub(crate) const TOUCH_ACCOUNT_EVERY_MS: i64 = 5_000;
 
 /// Whether a message that arrived on `account` (as its hook read it, at most
 /// [`super::channels::HOOK_ACCOUNT_TTL`] ago) must write the account's `last_inbound_at`
 /// and health: a busy account is written every few seconds, not on every batch (a round
 /// trip and a row write each on PostgreSQL). It is always written when the account is
 /// marked "no inbound" (that is over now), and when it expects messages within a minute
-/// or less (a few seconds late could be read as silence).
+/// or less. The status poll allows [`TOUCH_ACCOUNT_EVERY_MS`] more before it calls an
+/// account silent.
 fn needs_touch(account: &super::ChannelAccount, now: i64) -> bool {
     let recent = account
         .last_inbound_at

@@ -17,6 +17,7 @@ mod contacts;
 mod departments;
 mod events;
 mod ingest;
+pub(crate) use ingest::TOUCH_ACCOUNT_EVERY_MS;
 mod outbox;
 mod rooms;
 mod routing;

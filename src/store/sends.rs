@@ -358,8 +358,8 @@ pub(super) async fn reserve_positions(
     Ok(last)
 }
 
-/// `SELECT {select} FROM {from} WHERE {filter} AND` the `keys` columns equal one of `rows`
-/// tuples of parameters (`$1…`, row by row), each tuple one lookup in a unique index on
+/// `SELECT {select} FROM {from} WHERE ({filter}) AND` the `keys` columns equal one of `rows`
+/// tuples of parameters (`$1…`, row by row; `filter` takes none), each tuple one lookup in a unique index on
 /// those columns, whatever the planner believes about the table.
 ///
 /// SQLite: `(a = $1 AND b = $2 …) OR (a = $3 …)`, which it answers with one index lookup
@@ -377,7 +377,7 @@ pub(super) fn select_by_keys(
     rows: usize,
 ) -> String {
     let n = keys.len();
-    let filter = filter.map(|f| format!("{f} AND ")).unwrap_or_default();
+    let filter = filter.map(|f| format!("({f}) AND ")).unwrap_or_default();
     match backend {
         Backend::Sqlite => {
             let terms = (0..rows)

@@ -313,7 +313,8 @@ pub(super) async fn poll_statuses(switch: Switch) {
                     .last_inbound_at
                     .map(|t| t.timestamp_millis())
                     .unwrap_or(account.created_at.timestamp_millis());
-                let silent = now - last > limit * 1000;
+                // A busy account's `last_inbound_at` may be a few seconds behind.
+                let silent = now - last > limit * 1000 + crate::store::TOUCH_ACCOUNT_EVERY_MS;
                 if silent && account.health == "ok" {
                     let error = format!("no inbound message for more than {limit} s");
                     health_report(&switch, account, "degraded", ErrorClass::NoInbound, &error)
