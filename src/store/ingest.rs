@@ -158,7 +158,6 @@ impl Db {
             self.backend(),
             "channel_account_id, external_id, id, thread_id",
             "thread_messages",
-            None,
             &["tenant_id", "channel_account_id", "external_id"],
             terms.len(),
         );
@@ -202,7 +201,6 @@ impl Db {
             self.backend(),
             "ref",
             "thread_refs",
-            None,
             &["tenant_id", "ref"],
             refs.len(),
         );
@@ -214,22 +212,18 @@ impl Db {
     }
 
     /// For the batch's senders, in one read: `(kind, value)` → the contact that has the
-    /// identity, and contact → its one live thread and its name (`None`: several).
-    #[allow(clippy::type_complexity)]
+    /// identity, and each such contact's live thread.
     async fn identity_owners<'j>(
         &self,
         tx: &mut Transaction<'static, Any>,
         tenant: &str,
         jobs: &'j [Inbound<'_>],
         idx: &[usize],
-    ) -> StoreResult<(
-        HashMap<(&'j str, &'j str), String>,
-        HashMap<String, Option<(String, Option<String>)>>,
-    )> {
+    ) -> StoreResult<(HashMap<(&'j str, &'j str), String>, LiveThreads)> {
         let keys: Vec<&super::IdentityKey> =
             idx.iter().flat_map(|&i| jobs[i].sender.iter()).collect();
         let mut owners = HashMap::new();
-        let mut threads: HashMap<String, Option<(String, Option<String>)>> = HashMap::new();
+        let mut threads = LiveThreads::new();
         if keys.is_empty() {
             return Ok((owners, threads));
         }
@@ -240,7 +234,6 @@ impl Db {
             "identities i LEFT JOIN threads t ON t.tenant_id = i.tenant_id \
              AND t.contact_id = i.contact_id AND t.merged_into IS NULL \
              LEFT JOIN contacts c ON c.id = i.contact_id",
-            None,
             &["i.tenant_id", "i.kind", "i.value"],
             keys.len(),
         );
@@ -270,14 +263,10 @@ impl Db {
             if !seen.insert((contact, thread)) {
                 continue;
             }
-            match threads.get(contact) {
-                None => {
-                    threads.insert(contact.clone(), Some((thread.clone(), name.clone())));
-                }
-                Some(_) => {
-                    threads.insert(contact.clone(), None);
-                }
-            }
+            threads
+                .entry(contact.clone())
+                .and_modify(|several| *several = None)
+                .or_insert_with(|| Some((thread.clone(), name.clone())));
         }
         Ok((owners, threads))
     }
@@ -500,6 +489,9 @@ impl Db {
     }
 }
 
+/// Contact → its one live thread and the contact's name (`None`: several live threads).
+type LiveThreads = HashMap<String, Option<(String, Option<String>)>>;
+
 /// How recent an account's `last_inbound_at` may be for a busy hook to leave it as it is.
 pub(crate) const TOUCH_ACCOUNT_EVERY_MS: i64 = 5_000;
 
@@ -525,7 +517,7 @@ fn decide(
     stored: &HashMap<(&str, &str), (String, String)>,
     refs: &HashSet<String>,
     owners: &HashMap<(&str, &str), String>,
-    threads: &HashMap<String, Option<(String, Option<String>)>>,
+    threads: &LiveThreads,
 ) -> Plan {
     if let Some((message_id, thread_id)) = stored.get(key) {
         return Plan::Repeat {

@@ -206,7 +206,6 @@ impl Db {
                 self.backend(),
                 "tenant_id, room_id, user_id",
                 "room_members",
-                None,
                 &["tenant_id", "room_id", "user_id"],
                 chunk.len(),
             );
@@ -236,7 +235,6 @@ impl Db {
                 self.backend(),
                 "tenant_id, author_id, client_message_id, id",
                 "room_messages",
-                None,
                 &["tenant_id", "author_id", "client_message_id"],
                 chunk.len(),
             );
@@ -358,9 +356,9 @@ pub(super) async fn reserve_positions(
     Ok(last)
 }
 
-/// `SELECT {select} FROM {from} WHERE ({filter}) AND` the `keys` columns equal one of `rows`
-/// tuples of parameters (`$1…`, row by row; `filter` takes none), each tuple one lookup in a unique index on
-/// those columns, whatever the planner believes about the table.
+/// `SELECT {select} FROM {from} WHERE` the `keys` columns equal one of `rows` tuples of
+/// parameters (`$1…`, row by row), each tuple one lookup in a unique index on those
+/// columns, whatever the planner believes about the table.
 ///
 /// SQLite: `(a = $1 AND b = $2 …) OR (a = $3 …)`, which it answers with one index lookup
 /// per term (a row value `IN (VALUES …)` reads the whole table there). PostgreSQL: the
@@ -372,12 +370,10 @@ pub(super) fn select_by_keys(
     backend: Backend,
     select: &str,
     from: &str,
-    filter: Option<&str>,
     keys: &[&str],
     rows: usize,
 ) -> String {
     let n = keys.len();
-    let filter = filter.map(|f| format!("({f}) AND ")).unwrap_or_default();
     match backend {
         Backend::Sqlite => {
             let terms = (0..rows)
@@ -391,7 +387,7 @@ pub(super) fn select_by_keys(
                 })
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            format!("SELECT {select} FROM {from} WHERE {filter}({terms})")
+            format!("SELECT {select} FROM {from} WHERE {terms}")
         }
         Backend::Postgres => {
             let tuples = (0..rows)
@@ -411,7 +407,7 @@ pub(super) fn select_by_keys(
             // OFFSET 0 keeps the subquery a subquery: one index lookup per tuple.
             format!(
                 "SELECT x.* FROM (SELECT DISTINCT * FROM (VALUES {tuples}) AS v ({})) AS k \
-                 CROSS JOIN LATERAL (SELECT {select} FROM {from} WHERE {filter}{} OFFSET 0) AS x",
+                 CROSS JOIN LATERAL (SELECT {select} FROM {from} WHERE {} OFFSET 0) AS x",
                 names.join(", "),
                 on.join(" AND ")
             )

@@ -90,7 +90,6 @@ impl Db {
                 self.backend(),
                 "s.tenant_id, s.id, s.user_id, u.role, s.revoked_at, s.expires_at, u.deactivated_at",
                 "sessions s JOIN users u ON u.id = s.user_id",
-                None,
                 &["s.tenant_id", "s.id"],
                 terms.len(),
             );

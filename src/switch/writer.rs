@@ -120,23 +120,13 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
     let mut last_end = std::time::Instant::now() - std::time::Duration::from_secs(1);
     while let Some(first) = rx.recv().await {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut rx, &mut batch);
         if db.backend() == crate::store::Backend::Sqlite
             && batch.len() < GATHER_UNDER
             && last_end.elapsed() < GATHER_WHEN_BUSY
         {
             tokio::time::sleep(GATHER_FOR).await;
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&mut rx, &mut batch);
         }
         metrics::histogram!("ingest_batch_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
@@ -165,6 +155,16 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
                     let _ = reply.send(result);
                 }
             }
+        }
+    }
+}
+
+/// Adds the requests waiting now to `batch`, up to [`MAX_BATCH`].
+fn take_waiting(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(r) => batch.push(r),
+            Err(_) => break,
         }
     }
 }
