@@ -457,27 +457,10 @@ async fn checkpoint(
     let _turn = gate.lock().await;
     let started = std::time::Instant::now();
     writer.execute("PRAGMA busy_timeout = 0").await?;
-    let mut restarted = false;
-    for attempt in 0..RESTART_TRIES {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let tried: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-            .fetch_one(writer)
-            .await;
-        match tried {
-            Ok((0, _, _)) => {
-                restarted = true;
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                writer.execute(SQLITE_BUSY_TIMEOUT).await?;
-                return Err(e.into());
-            }
-        }
-    }
-    writer.execute(SQLITE_BUSY_TIMEOUT).await?;
+    let outcome = restart_without_waiting(writer).await;
+    let restored = writer.execute(SQLITE_BUSY_TIMEOUT).await;
+    let restarted = outcome?;
+    restored?;
     metrics::histogram!("sqlite_wal_restart_seconds").record(started.elapsed().as_secs_f64());
     if restarted {
         metrics::counter!("sqlite_wal_restarts_total").increment(1);
@@ -485,6 +468,41 @@ async fn checkpoint(
         metrics::counter!("sqlite_wal_restarts_deferred_total").increment(1);
     }
     Ok(restarted)
+}
+
+/// A complete checkpoint (a few tries 1 ms apart), then the log started over; whether it was.
+async fn restart_without_waiting(writer: &AnyPool) -> StoreResult<bool> {
+    for attempt in 0..RESTART_TRIES {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+            .fetch_one(writer)
+            .await?;
+        if busy == 0 {
+            return start_log_over(writer).await;
+        }
+    }
+    Ok(false)
+}
+
+/// After a complete checkpoint, the log starts over at the next write if no reader is on it
+/// by then. Makes that write now, in the writers' turn: one that changes nothing (the
+/// header page's user version set to itself). Returns whether the log did start over.
+/// Left to the next send instead, the start-over did not happen in about one run in three
+/// of `direct`, and the log went on growing with a checkpoint in the writers' turn every
+/// pass.
+async fn start_log_over(writer: &AnyPool) -> StoreResult<bool> {
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(writer)
+        .await?;
+    writer
+        .execute(format!("PRAGMA user_version = {version}").as_str())
+        .await?;
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(writer)
+        .await?;
+    Ok(frames <= 1)
 }
 
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
