@@ -104,6 +104,16 @@ pub struct SwitchConfig {
     /// Responses read per board request (HeadHunter serves at most 100).
     #[serde(default = "default_board_page_size")]
     pub board_page_size: u64,
+    /// How long a node's claim to read an account's provider (a board's full pass, a
+    /// mailbox, SMS delivery reports) lasts unless renewed, in milliseconds. The holder
+    /// renews it every third of this; when a node dies, another takes over after at most
+    /// this long.
+    #[serde(default = "default_sync_lease_ms")]
+    pub sync_lease_ms: u64,
+}
+
+fn default_sync_lease_ms() -> u64 {
+    15_000
 }
 
 fn default_board_poll_ms() -> u64 {
@@ -243,6 +253,7 @@ impl Default for Config {
                 mail_wait_secs: 25,
                 board_poll_ms: default_board_poll_ms(),
                 board_page_size: default_board_page_size(),
+                sync_lease_ms: default_sync_lease_ms(),
             },
             http: HttpConfig {
                 max_body_bytes: 1024 * 1024,

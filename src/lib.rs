@@ -125,6 +125,7 @@ impl App {
     ) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         let hub = self.state.hub.clone();
+        let switch = self.state.switch.clone();
         let shutdown = async move {
             shutdown.await;
             // WebSocket connections are long-lived: tell them to go (to another node).
@@ -138,6 +139,8 @@ impl App {
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving")?;
+        // Another node takes over this one's boards and mailboxes at once.
+        switch.stop().await;
         db.close().await;
         tracing::info!("stopped");
         Ok(())

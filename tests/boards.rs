@@ -1160,3 +1160,82 @@ async fn a_browser_returning_from_the_board_lands_back_in_the_workspace() {
     let r = browser.get(callback.as_str()).send().await.unwrap();
     assert_error(r, 400, "invalid_state").await;
 }
+
+/// Node settings for the two-node tests: the same sealing key (credentials are read by
+/// both), quick polls and short leases.
+fn node(c: &mut jobers::config::Config, name: &str) {
+    c.node_id = Some(name.into());
+    c.secrets_key = Some(jobers::config::Secret::new("ab".repeat(32)));
+    c.switch.board_poll_ms = 200;
+    c.switch.sync_lease_ms = 1_500;
+}
+
+/// Board requests per second over `secs`.
+async fn request_rate(b: &Board, secs: u64) -> f64 {
+    let before = b.sim.api_requests();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    (b.sim.api_requests() - before) as f64 / secs as f64
+}
+
+#[tokio::test]
+async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the_other_stops() {
+    let first = spawn_app_with(|c| node(c, "node-a")).await;
+    let url = first.config.database_url.clone();
+    let second = spawn_app_with(move |c| {
+        c.database_url = url;
+        node(c, "node-b");
+    })
+    .await;
+    let ws = first.workspace("hh-two-nodes").await;
+    let b = thirty_responses(&first, &ws).await;
+    connect(&first, &ws, &b, ADMIN_USER).await;
+    wait_imported(&first, &ws, &b, 30).await;
+    let lease = format!("board:{}", b.id);
+    let tdb = first.db.for_tenant(&ws.tenant.id);
+    let holder = tdb
+        .lease_holder(&lease)
+        .await
+        .unwrap()
+        .expect("a node holds it");
+    assert!(holder == "node-a" || holder == "node-b", "{holder}");
+    // Both nodes poll every 200 ms; only the holder reads the board.
+    let both = request_rate(&b, 3).await;
+    assert_eq!(
+        tdb.lease_holder(&lease).await.unwrap().as_deref(),
+        Some(holder.as_str()),
+        "the holder keeps it while it runs"
+    );
+    let (stopping, survivor, other) = if holder == "node-a" {
+        (first, second, "node-b")
+    } else {
+        (second, first, "node-a")
+    };
+    // The holder stops (gives its lease up): the other takes over at once, not when the
+    // lease would have run out.
+    let stopped_at = Instant::now();
+    stopping.stop().await;
+    let tdb = survivor.db.for_tenant(&ws.tenant.id);
+    until("the other node takes the lease", 10, || async {
+        tdb.lease_holder(&lease).await.unwrap().as_deref() == Some(other)
+    })
+    .await;
+    assert!(
+        stopped_at.elapsed() < Duration::from_millis(1_400),
+        "taken over before the lease ran out: {:?}",
+        stopped_at.elapsed()
+    );
+    let one = request_rate(&b, 3).await;
+    assert!(one > 0.0, "the survivor reads the board");
+    assert!(
+        both < one * 1.5,
+        "two nodes read as much as one: {both:.1} requests/s with both, {one:.1} with one"
+    );
+    // What arrives now is read by the survivor.
+    let vacancy = b.sim.add_vacancy("Кассир", "Гомель", "7001");
+    b.sim.add_response(&vacancy, applicant(31));
+    until("the new response is imported", 30, || async {
+        status(&survivor, &ws, &b).await["applications_created"] == 31
+    })
+    .await;
+    survivor.stop().await;
+}

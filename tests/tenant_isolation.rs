@@ -739,3 +739,47 @@ async fn a_department_of_another_tenant_cannot_be_assigned() {
         json!({"email": "n@alpha.test", "name": "N", "role": "recruiter", "password": "long enough pw", "department_id": b_dep["id"]})).await;
     assert_error(r, 422, "unknown_department").await;
 }
+
+#[tokio::test]
+async fn a_lease_of_one_tenant_cannot_be_taken_renewed_or_given_up_from_another() {
+    let app = spawn_app().await;
+    let a = app.workspace("lease-a").await;
+    let b = app.workspace("lease-b").await;
+    let ta = app.db.for_tenant(&a.tenant.id);
+    let tb = app.db.for_tenant(&b.tenant.id);
+    let name = "board:account-1";
+    assert!(ta.take_lease(name, "node-a", 60_000).await.unwrap());
+    assert!(
+        ta.take_lease(name, "node-a", 60_000).await.unwrap(),
+        "the holder renews it"
+    );
+    assert!(
+        !ta.take_lease(name, "node-b", 60_000).await.unwrap(),
+        "another node waits while it runs"
+    );
+    // Another tenant can neither take it nor give it up, nor see who has it.
+    assert!(!tb.take_lease(name, "node-b", 60_000).await.unwrap());
+    tb.release_lease(name, "node-a").await.unwrap();
+    assert_eq!(tb.lease_holder(name).await.unwrap(), None);
+    assert_eq!(
+        ta.lease_holder(name).await.unwrap().as_deref(),
+        Some("node-a")
+    );
+    // Once it has run out, the next node of the tenant that asks gets it, and the old
+    // holder has lost it; another tenant still does not get it.
+    assert!(ta.take_lease(name, "node-a", 100).await.unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(ta.lease_holder(name).await.unwrap(), None, "ran out");
+    assert!(!tb.take_lease(name, "node-b", 60_000).await.unwrap());
+    assert!(ta.take_lease(name, "node-b", 60_000).await.unwrap());
+    assert!(!ta.take_lease(name, "node-a", 60_000).await.unwrap());
+    // Only the holder gives it up; then it is free at once.
+    ta.release_lease(name, "node-a").await.unwrap();
+    assert_eq!(
+        ta.lease_holder(name).await.unwrap().as_deref(),
+        Some("node-b")
+    );
+    ta.release_lease(name, "node-b").await.unwrap();
+    assert!(ta.take_lease(name, "node-a", 60_000).await.unwrap());
+    app.stop().await;
+}

@@ -785,3 +785,68 @@ impl TenantDb {
         .await?)
     }
 }
+
+impl Db {
+    /// Gives up every lease `holder` has (a node that stops).
+    pub async fn release_leases_of(&self, holder: &str) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        sqlx::query("DELETE FROM sync_leases WHERE holder = $1")
+            .bind(holder)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Leases: which node reads an account's provider (see the `sync_leases` migration).
+impl TenantDb {
+    /// Takes the lease `name` for `holder` until `ttl_ms` from now, or renews it when
+    /// `holder` has it; true when `holder` has it now. A lease another node holds is taken
+    /// only once it has run out; one of another tenant, never.
+    pub async fn take_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let now = now_ms();
+        let (mut tx, _gate) = self.begin_write().await?;
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO sync_leases (name, tenant_id, holder, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE sync_leases.tenant_id = excluded.tenant_id \
+               AND (sync_leases.holder = excluded.holder OR sync_leases.expires_at <= $5) \
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(&self.tenant_id)
+        .bind(holder)
+        .bind(now + ttl_ms.max(1))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(held.is_some())
+    }
+
+    /// Gives the lease up, when `holder` has it (another node may take it at once).
+    pub async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let (mut tx, _gate) = self.begin_write().await?;
+        sqlx::query("DELETE FROM sync_leases WHERE tenant_id = $1 AND name = $2 AND holder = $3")
+            .bind(&self.tenant_id)
+            .bind(name)
+            .bind(holder)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Who holds the lease `name` now (an expired lease has no holder).
+    pub async fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT holder FROM sync_leases WHERE tenant_id = $1 AND name = $2 AND expires_at > $3",
+        )
+        .bind(&self.tenant_id)
+        .bind(name)
+        .bind(now_ms())
+        .fetch_optional(&self.db.pool)
+        .await?)
+    }
+}

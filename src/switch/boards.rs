@@ -28,6 +28,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::lease::{retry_after, Lease};
 use super::Switch;
 use crate::store::{
     Application, BoardMapping, BoardStateRef, BoardVacancyInput, ChannelAccount, HealthReport,
@@ -169,6 +170,14 @@ impl BoardTasks {
         self.notify_of(account).notify_one();
     }
 
+    fn has_pending(&self, account: &str) -> bool {
+        self.pending
+            .lock()
+            .expect("not poisoned")
+            .get(account)
+            .is_some_and(|t| !t.is_empty())
+    }
+
     fn take(&self, account: &str) -> Vec<Target> {
         let mut all = self
             .pending
@@ -230,7 +239,10 @@ pub(super) async fn supervise(switch: Switch) {
             }
             Err(e) => tracing::warn!(error = %e, "boards: listing accounts failed"),
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if switch.pause(Duration::from_millis(500)).await {
+            super::end_all(&mut tasks).await;
+            return;
+        }
     }
 }
 
@@ -266,13 +278,34 @@ async fn run_account(switch: Switch, account: ChannelAccount) {
     let _ = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
     // The access token the board refused for good: nothing is tried with it again.
     let mut dead_token: Option<String> = None;
+    // The full pass is made by the node holding the account's lease; what a webhook asked
+    // for is synced by the node it reached.
+    let mut lease: Option<Lease> = None;
     loop {
         let account = match tdb.channel_account(&account.id).await {
             Ok(a) if a.enabled && a.provider == "hh" => a,
             _ => return,
         };
         let poll = Duration::from_millis(switch.config().board_poll_ms.max(50));
-        let mut wait = poll;
+        if lease.as_ref().is_some_and(|l| !l.held()) {
+            lease = None;
+        }
+        if lease.is_none() {
+            lease = Lease::take(&switch, &account.tenant_id, format!("board:{}", account.id)).await;
+        }
+        let full = lease.is_some();
+        let mut wait = if full {
+            poll
+        } else {
+            retry_after(&switch).min(poll)
+        };
+        if !full && !switch.boards().has_pending(&account.id) {
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
         let token = HhSecret::parse(account.secret.as_deref())
             .tokens
             .map(|t| t.access_token);
@@ -283,7 +316,7 @@ async fn run_account(switch: Switch, account: ChannelAccount) {
             }
             continue;
         }
-        match sync_once(&switch, &tdb, &account).await {
+        match sync_once(&switch, &tdb, &account, full).await {
             Ok(()) => {
                 if account.health != "ok" {
                     super::outbox::health(
@@ -421,18 +454,20 @@ fn page_size(switch: &Switch) -> u32 {
     (switch.config().board_page_size as u32).clamp(1, 100)
 }
 
+/// What webhooks asked for, then (`full`) the full pass.
 async fn sync_once(
     switch: &Switch,
     tdb: &TenantDb,
     account: &ChannelAccount,
+    full: bool,
 ) -> Result<(), SyncError> {
     let timeout = Duration::from_secs(switch.config().send_timeout_secs);
     let (client, mut secret) = client_for(account, timeout).map_err(SyncError::Other)?;
     let tokens = fresh_tokens(tdb, account, &client, &mut secret).await?;
-    match sync_with(switch, tdb, account, &client, &tokens.access_token).await {
+    match sync_with(switch, tdb, account, &client, &tokens.access_token, full).await {
         Err(e) if expired(&e) => {
             let tokens = refresh_now(tdb, account, &client, &mut secret).await?;
-            sync_with(switch, tdb, account, &client, &tokens.access_token).await
+            sync_with(switch, tdb, account, &client, &tokens.access_token, full).await
         }
         other => other,
     }
@@ -444,6 +479,7 @@ async fn sync_with(
     account: &ChannelAccount,
     client: &HhClient,
     token: &str,
+    full: bool,
 ) -> Result<(), SyncError> {
     let client = client.clone();
     let who = match tdb.board_connection(&account.id).await? {
@@ -473,6 +509,9 @@ async fn sync_with(
             }
             tracing::warn!(error = ?e, account = %account.id, "board: a webhook's sync failed");
         }
+    }
+    if !full {
+        return Ok(());
     }
     full_pass(switch, tdb, account, &client, token, &mapping).await
 }

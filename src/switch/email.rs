@@ -15,6 +15,7 @@ use jobers_channels::email::{self, Change, ImapCursor, InboundEmail};
 use jobers_channels::webhook::{InboundPayload, Sender};
 use jobers_channels::{mailbox_of, ErrorClass, OutboundAttachment};
 
+use super::lease::{retry_after, Lease};
 use super::outbox::account_config;
 use super::Switch;
 use crate::store::{ChannelAccount, HealthReport};
@@ -41,7 +42,10 @@ pub(super) async fn supervise(switch: Switch) {
             }
             Err(e) => tracing::warn!(error = %e, "mailboxes: listing accounts failed"),
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        if switch.pause(Duration::from_secs(2)).await {
+            super::end_all(&mut readers).await;
+            return;
+        }
     }
 }
 
@@ -49,12 +53,29 @@ pub(super) async fn supervise(switch: Switch) {
 async fn read_mailbox(switch: Switch, account: ChannelAccount) {
     let tdb = switch.db().for_tenant(&account.tenant_id);
     let mut wait = WAIT.min(Duration::from_secs(switch.config().mail_wait_secs.max(1)));
+    // One node at a time reads the mailbox: the one holding its lease.
+    let mut lease: Option<Lease> = None;
     loop {
         // Settings may change while the reader runs: read them every round.
         let account = match tdb.channel_account(&account.id).await {
             Ok(a) if a.enabled && a.provider == "email" => a,
             _ => return,
         };
+        if lease.as_ref().is_some_and(|l| !l.held()) {
+            lease = None;
+        }
+        if lease.is_none() {
+            lease = Lease::take(
+                &switch,
+                &account.tenant_id,
+                format!("mailbox:{}", account.id),
+            )
+            .await;
+            if lease.is_none() {
+                tokio::time::sleep(retry_after(&switch)).await;
+                continue;
+            }
+        }
         let mailbox = match mailbox_of(&account_config(&account)) {
             Ok(m) => m,
             Err(e) => {

@@ -4,6 +4,7 @@
 
 pub mod boards;
 pub mod email;
+mod lease;
 pub mod outbox;
 pub mod routing;
 mod writer;
@@ -106,6 +107,18 @@ struct SwitchInner {
     public_url: String,
     writers: writer::Writers,
     boards: Arc<boards::BoardTasks>,
+    /// Set when the node stops: the readers of providers end and give their leases up.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// The readers of providers (boards, mailboxes, SMS delivery reports).
+    readers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// Ends a supervisor's tasks (one per account) and waits until they are gone.
+async fn end_all(tasks: &mut std::collections::HashMap<String, tokio::task::JoinHandle<()>>) {
+    for (_, task) in tasks.drain() {
+        task.abort();
+        let _ = task.await;
+    }
 }
 
 /// SMS parts a reply may take without `confirm_long` (a number's `max_segments` setting
@@ -206,14 +219,46 @@ impl Switch {
                 public_url,
                 writers,
                 boards: Arc::default(),
+                stopping: tokio::sync::watch::channel(false).0,
+                readers: std::sync::Mutex::default(),
             }),
         };
         tokio::spawn(routing::run(switch.clone(), route_rx));
         tokio::spawn(outbox::run(switch.clone()));
-        tokio::spawn(outbox::poll_statuses(switch.clone()));
-        tokio::spawn(email::supervise(switch.clone()));
-        tokio::spawn(boards::supervise(switch.clone()));
+        let readers = vec![
+            tokio::spawn(outbox::poll_statuses(switch.clone())),
+            tokio::spawn(email::supervise(switch.clone())),
+            tokio::spawn(boards::supervise(switch.clone())),
+        ];
+        *switch.inner.readers.lock().expect("not poisoned") = readers;
         switch
+    }
+
+    /// Stops this node's readers of providers and gives up their leases, so that another
+    /// node takes them over at once (not when they run out). Called when the node stops.
+    pub async fn stop(&self) {
+        self.inner.stopping.send_replace(true);
+        let readers = std::mem::take(&mut *self.inner.readers.lock().expect("not poisoned"));
+        for reader in readers {
+            let _ = reader.await;
+        }
+        if let Err(e) = self
+            .inner
+            .db
+            .release_leases_of(self.inner.hub.node_id())
+            .await
+        {
+            tracing::warn!(error = %e, "giving up this node's leases failed");
+        }
+    }
+
+    /// Waits `how_long`, or less when the node stops; true when it is stopping.
+    pub(crate) async fn pause(&self, how_long: std::time::Duration) -> bool {
+        let mut stopping = self.inner.stopping.subscribe();
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => true,
+            _ = tokio::time::sleep(how_long) => false,
+        }
     }
 
     /// Where providers reach this hub (webhook URLs are built on it and checked against it).

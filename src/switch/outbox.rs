@@ -6,6 +6,7 @@
 //! the provider's acceptance and our record of it (a crash, a SIGKILL) is sent again after
 //! the lease runs out and the provider drops the repeat.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use jobers_channels::{SendError, PROVIDERS};
 use rand::Rng;
 use tokio::sync::Semaphore;
 
+use super::lease::Lease;
 use super::Switch;
 use crate::store::{ChannelAccount, HealthReport, OutboxJob};
 
@@ -296,8 +298,12 @@ async fn record(
 /// messages but got none for too long (`no_inbound`).
 pub(super) async fn poll_statuses(switch: Switch) {
     let every = Duration::from_secs(switch.config().status_poll_secs.max(1));
+    // The SMS.ru accounts whose delivery reports this node asks for (one node per account).
+    let mut leases: HashMap<String, Lease> = HashMap::new();
     loop {
-        tokio::time::sleep(every).await;
+        if switch.pause(every).await {
+            return;
+        }
         let accounts = match switch.db().all_channel_accounts().await {
             Ok(a) => a,
             Err(e) => {
@@ -322,7 +328,17 @@ pub(super) async fn poll_statuses(switch: Switch) {
                 }
             }
         }
+        leases.retain(|id, lease| lease.held() && accounts.iter().any(|a| &a.id == id));
         for account in accounts.iter().filter(|a| a.provider == "smsru") {
+            if !leases.contains_key(&account.id) {
+                let name = format!("sms-status:{}", account.id);
+                match Lease::take(&switch, &account.tenant_id, name).await {
+                    Some(lease) => {
+                        leases.insert(account.id.clone(), lease);
+                    }
+                    None => continue,
+                }
+            }
             if let Err(e) = poll_smsru(&switch, account).await {
                 tracing::warn!(error = %e, account = %account.id, "status poll failed");
             }
