@@ -108,6 +108,10 @@ pub enum Scenario {
         rate: u32,
         #[arg(long, default_value_t = 8)]
         secs: u64,
+        /// Rounds of one node then two, each with fresh hubs and a fresh database; the
+        /// latencies of all rounds of each setup are pooled.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
     /// Inbound messages through the signed webhook into recruiters' sockets.
     Inbound {
