@@ -344,6 +344,17 @@ async fn smsru_replies_learn_delivery_by_polling() {
     let sent = sim.messages();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1, "79161234567", "SMS.ru numbers have no plus");
+    // Asked by the node holding the account's lease (one node per account).
+    let lease = format!("sms-status:{}", smsru["id"].as_str().unwrap());
+    assert_eq!(
+        app.db
+            .for_tenant(&ws.tenant.id)
+            .lease_holder(&lease)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(app.hub.node_id())
+    );
     // A refused number fails the message with SMS.ru's reason.
     sim.refuse_next(202);
     let reply = json_of(
