@@ -113,6 +113,9 @@ struct SwitchInner {
     readers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
+/// How long a stopping node waits for a reader of a provider to reach a pause.
+const STOP_READERS_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Ends a supervisor's tasks (one per account) and waits until they are gone.
 async fn end_all(tasks: &mut std::collections::HashMap<String, tokio::task::JoinHandle<()>>) {
     for (_, task) in tasks.drain() {
@@ -239,8 +242,16 @@ impl Switch {
     pub async fn stop(&self) {
         self.inner.stopping.send_replace(true);
         let readers = std::mem::take(&mut *self.inner.readers.lock().expect("not poisoned"));
-        for reader in readers {
-            let _ = reader.await;
+        for mut reader in readers {
+            // A reader in the middle of a provider call ends at the next pause; one that
+            // takes longer is cut off (what it read is stored as it goes).
+            if tokio::time::timeout(STOP_READERS_WITHIN, &mut reader)
+                .await
+                .is_err()
+            {
+                reader.abort();
+                let _ = reader.await;
+            }
         }
         if let Err(e) = self
             .inner
