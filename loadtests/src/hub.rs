@@ -58,6 +58,19 @@ pub async fn analyze(url: &str) -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Writes PostgreSQL's dirty pages out now (`CHECKPOINT`), so that a checkpoint of what an
+/// earlier run wrote does not fall into the measured window; false when `url` is not
+/// PostgreSQL.
+pub async fn checkpoint(url: &str) -> anyhow::Result<bool> {
+    use sqlx::{Connection, Executor};
+    if !url.starts_with("postgres") {
+        return Ok(false);
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    conn.execute("CHECKPOINT").await?;
+    Ok(true)
+}
+
 /// The PostgreSQL databases this run created: (server URL, name).
 static CREATED: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
 
