@@ -1191,17 +1191,15 @@ async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the
     connect(&first, &ws, &b, ADMIN_USER).await;
     wait_imported(&first, &ws, &b, 30).await;
     let lease = format!("board:{}", b.id);
-    let tdb = first.db.for_tenant(&ws.tenant.id);
-    let holder = tdb
-        .lease_holder(&lease)
+    let holder = first
+        .lease_holder(&ws, &lease)
         .await
-        .unwrap()
         .expect("a node holds it");
     assert!(holder == "node-a" || holder == "node-b", "{holder}");
     // Both nodes poll every 200 ms; only the holder reads the board.
     let both = request_rate(&b, 3).await;
     assert_eq!(
-        tdb.lease_holder(&lease).await.unwrap().as_deref(),
+        first.lease_holder(&ws, &lease).await.as_deref(),
         Some(holder.as_str()),
         "the holder keeps it while it runs"
     );
@@ -1214,9 +1212,8 @@ async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the
     // lease would have run out.
     let stopped_at = Instant::now();
     stopping.stop().await;
-    let tdb = survivor.db.for_tenant(&ws.tenant.id);
     until("the other node takes the lease", 10, || async {
-        tdb.lease_holder(&lease).await.unwrap().as_deref() == Some(other)
+        survivor.lease_holder(&ws, &lease).await.as_deref() == Some(other)
     })
     .await;
     assert!(

@@ -136,12 +136,7 @@ async fn a_mail_conversation_stays_in_one_thread_across_clients_bounces_and_auto
     // Read by the node holding the mailbox's lease (one reader per mailbox).
     let lease = format!("mailbox:{}", created["account"]["id"].as_str().unwrap());
     assert_eq!(
-        app.db
-            .for_tenant(&ws.tenant.id)
-            .lease_holder(&lease)
-            .await
-            .unwrap()
-            .as_deref(),
+        app.lease_holder(&ws, &lease).await.as_deref(),
         Some(app.hub.node_id())
     );
     let t = thread["id"].as_str().unwrap().to_string();

@@ -347,12 +347,7 @@ async fn smsru_replies_learn_delivery_by_polling() {
     // Asked by the node holding the account's lease (one node per account).
     let lease = format!("sms-status:{}", smsru["id"].as_str().unwrap());
     assert_eq!(
-        app.db
-            .for_tenant(&ws.tenant.id)
-            .lease_holder(&lease)
-            .await
-            .unwrap()
-            .as_deref(),
+        app.lease_holder(&ws, &lease).await.as_deref(),
         Some(app.hub.node_id())
     );
     // A refused number fails the message with SMS.ru's reason.

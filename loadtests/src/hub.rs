@@ -49,25 +49,24 @@ pub async fn fresh_database(kind: &str, dir: &Path) -> anyhow::Result<String> {
 /// On PostgreSQL, gathers the statistics autovacuum would have by now (`ANALYZE`); the
 /// hub's cached plans of the analyzed tables are made again. Whether it did.
 pub async fn analyze(url: &str) -> anyhow::Result<bool> {
-    use sqlx::{Connection, Executor};
-    if !url.starts_with("postgres") {
-        return Ok(false);
-    }
-    let mut conn = sqlx::PgConnection::connect(url).await?;
-    conn.execute("ANALYZE").await?;
-    Ok(true)
+    on_postgres(url, "ANALYZE").await
 }
 
 /// Writes PostgreSQL's dirty pages out now (`CHECKPOINT`), so that a checkpoint of what an
 /// earlier run wrote does not fall into the measured window; false when `url` is not
 /// PostgreSQL.
 pub async fn checkpoint(url: &str) -> anyhow::Result<bool> {
+    on_postgres(url, "CHECKPOINT").await
+}
+
+/// Runs `statement` on the database at `url` when it is PostgreSQL; whether it did.
+async fn on_postgres(url: &str, statement: &str) -> anyhow::Result<bool> {
     use sqlx::{Connection, Executor};
     if !url.starts_with("postgres") {
         return Ok(false);
     }
     let mut conn = sqlx::PgConnection::connect(url).await?;
-    conn.execute("CHECKPOINT").await?;
+    conn.execute(statement).await?;
     Ok(true)
 }
 

@@ -287,13 +287,10 @@ async fn run_account(switch: Switch, account: ChannelAccount) {
             _ => return,
         };
         let poll = Duration::from_millis(switch.config().board_poll_ms.max(50));
-        if lease.as_ref().is_some_and(|l| !l.held()) {
-            lease = None;
-        }
-        if lease.is_none() {
-            lease = Lease::take(&switch, &account.tenant_id, format!("board:{}", account.id)).await;
-        }
-        let full = lease.is_some();
+        let full = Lease::hold(&mut lease, &switch, &account.tenant_id, || {
+            format!("board:{}", account.id)
+        })
+        .await;
         let mut wait = if full {
             poll
         } else {

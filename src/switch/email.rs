@@ -61,20 +61,10 @@ async fn read_mailbox(switch: Switch, account: ChannelAccount) {
             Ok(a) if a.enabled && a.provider == "email" => a,
             _ => return,
         };
-        if lease.as_ref().is_some_and(|l| !l.held()) {
-            lease = None;
-        }
-        if lease.is_none() {
-            lease = Lease::take(
-                &switch,
-                &account.tenant_id,
-                format!("mailbox:{}", account.id),
-            )
-            .await;
-            if lease.is_none() {
-                tokio::time::sleep(retry_after(&switch)).await;
-                continue;
-            }
+        let name = || format!("mailbox:{}", account.id);
+        if !Lease::hold(&mut lease, &switch, &account.tenant_id, name).await {
+            tokio::time::sleep(retry_after(&switch)).await;
+            continue;
         }
         let mailbox = match mailbox_of(&account_config(&account)) {
             Ok(m) => m,

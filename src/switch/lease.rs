@@ -56,6 +56,23 @@ impl Lease {
     pub(super) fn held(&self) -> bool {
         self.held.load(Ordering::Acquire)
     }
+
+    /// Keeps `slot` holding the lease `name` of `tenant`: drops a hold that was lost, takes
+    /// the lease when the slot is empty; whether this node holds it now.
+    pub(super) async fn hold(
+        slot: &mut Option<Lease>,
+        switch: &Switch,
+        tenant: &str,
+        name: impl FnOnce() -> String,
+    ) -> bool {
+        if slot.as_ref().is_some_and(|l| !l.held()) {
+            *slot = None;
+        }
+        if slot.is_none() {
+            *slot = Lease::take(switch, tenant, name()).await;
+        }
+        slot.is_some()
+    }
 }
 
 /// How long a node that does not hold a lease waits before trying again.

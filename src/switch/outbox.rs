@@ -299,7 +299,7 @@ async fn record(
 pub(super) async fn poll_statuses(switch: Switch) {
     let every = Duration::from_secs(switch.config().status_poll_secs.max(1));
     // The SMS.ru accounts whose delivery reports this node asks for (one node per account).
-    let mut leases: HashMap<String, Lease> = HashMap::new();
+    let mut leases: HashMap<String, Option<Lease>> = HashMap::new();
     loop {
         if switch.pause(every).await {
             return;
@@ -328,16 +328,12 @@ pub(super) async fn poll_statuses(switch: Switch) {
                 }
             }
         }
-        leases.retain(|id, lease| lease.held() && accounts.iter().any(|a| &a.id == id));
+        leases.retain(|id, _| accounts.iter().any(|a| &a.id == id));
         for account in accounts.iter().filter(|a| a.provider == "smsru") {
-            if !leases.contains_key(&account.id) {
-                let name = format!("sms-status:{}", account.id);
-                match Lease::take(&switch, &account.tenant_id, name).await {
-                    Some(lease) => {
-                        leases.insert(account.id.clone(), lease);
-                    }
-                    None => continue,
-                }
+            let lease = leases.entry(account.id.clone()).or_default();
+            let name = || format!("sms-status:{}", account.id);
+            if !Lease::hold(lease, &switch, &account.tenant_id, name).await {
+                continue;
             }
             if let Err(e) = poll_smsru(&switch, account).await {
                 tracing::warn!(error = %e, account = %account.id, "status poll failed");

@@ -237,6 +237,15 @@ pub struct Channel {
 
 impl TestApp {
     /// The Prometheus text of `/metrics`.
+    /// Who holds the lease `name` of the workspace's tenant now (which node reads it).
+    pub async fn lease_holder(&self, ws: &Workspace, name: &str) -> Option<String> {
+        self.db
+            .for_tenant(&ws.tenant.id)
+            .lease_holder(name)
+            .await
+            .expect("lease read")
+    }
+
     pub async fn metrics(&self) -> String {
         self.client
             .get(self.url("/metrics"))
