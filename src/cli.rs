@@ -98,9 +98,7 @@ async fn serve(config: Config, demo_mode: bool) -> anyhow::Result<()> {
         Ok(limit) => tracing::info!(limit, "open file limit"),
         Err(e) => tracing::warn!(error = %e, "could not raise the open file limit"),
     }
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener = listen(config.listen).with_context(|| format!("binding {}", config.listen))?;
     let app = App::build(config, listener).await?;
     let url = format!("http://{}", app.local_addr());
     if demo_mode {
@@ -110,6 +108,25 @@ async fn serve(config: Config, demo_mode: bool) -> anyhow::Result<()> {
     }
     tracing::info!(%url, "listening");
     app.run(crate::shutdown_signal()).await
+}
+
+/// How many connections may wait for `accept` (the kernel caps it at
+/// `net.core.somaxconn`). Standard library and tokio listeners ask for 1,024: a burst of
+/// connects larger than that loses handshakes, and each lost one costs its client a
+/// one-second SYN retransmission.
+pub const LISTEN_BACKLOG: u32 = 16_384;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as the standard
+/// library's has, so a restarted node binds while old connections linger).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 fn generated_password() -> String {
@@ -212,5 +229,52 @@ fn password_or_generated(password: Option<String>) -> anyhow::Result<(String, bo
             Ok((p, false))
         }
         None => Ok((generated_password(), true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connects `n` clients at once to `addr`, which nobody accepts on; how many got
+    /// through the handshake before the first SYN retransmission (1 s) would be due.
+    async fn handshakes_completed(addr: std::net::SocketAddr, n: usize) -> usize {
+        let attempts = (0..n).map(|_| {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(800),
+                tokio::net::TcpStream::connect(addr),
+            )
+        });
+        futures::future::join_all(attempts)
+            .await
+            .into_iter()
+            .filter(|r| matches!(r, Ok(Ok(_))))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_connects_beyond_the_default_backlog_waits_for_accept_instead_of_being_dropped(
+    ) {
+        const BURST: usize = 2_000;
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .expect("Linux")
+            .trim()
+            .parse()
+            .expect("a number");
+        assert!(
+            somaxconn >= BURST,
+            "net.core.somaxconn ({somaxconn}) caps every backlog below this test's burst"
+        );
+        let ours = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let completed = handshakes_completed(ours.local_addr().unwrap(), BURST).await;
+        assert_eq!(completed, BURST, "every handshake of the burst completes");
+        drop(ours);
+        // What this guards against: a default listener drops the SYNs past its 1,024.
+        let default = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let completed = handshakes_completed(default.local_addr().unwrap(), BURST).await;
+        assert!(
+            completed < BURST,
+            "a default listener lost none of {BURST} handshakes ({completed})"
+        );
     }
 }

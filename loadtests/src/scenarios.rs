@@ -247,6 +247,18 @@ async fn dump_hub_metrics(addr: SocketAddr) {
     }
 }
 
+/// The kernel's count of handshakes dropped because a listener's accept queue was full
+/// (`TcpExt: ListenOverflows`); each costs its client a one-second SYN retransmission.
+fn listen_overflows() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1_000_000.0
 }
@@ -383,11 +395,20 @@ async fn connect(env: &Env, conns: usize, in_flight: usize) -> anyhow::Result<Re
     let (hub, seeded, _db) = env.start(tenants, per).await?;
     let users = tokens(&seeded, conns);
     let meter = CpuMeter::start(&[hub.pid]);
+    let overflows_before = listen_overflows();
     let started = Instant::now();
     let mut lat = histogram();
     let all = connect_all(hub.addr, &users, in_flight, Some(&mut lat)).await?;
     let took = started.elapsed().as_secs_f64();
     finish(&mut report, &meter);
+    if let (Some(before), Some(after)) = (overflows_before, listen_overflows()) {
+        report.figure(
+            "handshakes dropped by a full accept queue (machine-wide)",
+            after.saturating_sub(before) as f64,
+            "handshakes",
+            "",
+        );
+    }
     let rate = all.len() as f64 / took;
     report.figure("connections", all.len() as f64, "connections", "");
     report.figure("connect rate", rate, "connections/s", ">= 5000");
