@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{
-    Backend, BatchedSend, ChosenStatus, NewRoomMessage, RoomChange, Sent, StoreError,
+    Audience, Backend, BatchedSend, ChosenStatus, NewRoomMessage, RoomChange, Sent, StoreError,
 };
 
 /// Longest chat message, in characters.
@@ -391,6 +391,18 @@ fn answer(hub: &Hub, done: impl Iterator<Item = (Job, Result<Sent, StoreError>)>
     let done: Vec<(Job, Result<Sent, StoreError>)> = done.collect();
     let hub = hub.clone();
     tokio::spawn(async move {
+        // The rooms' members, where not known yet, in one read for the batch.
+        let rooms: Vec<(&str, &str)> = done
+            .iter()
+            .filter_map(|(job, outcome)| Some((job, outcome.as_ref().ok()?)))
+            .flat_map(|(job, sent)| {
+                sent.events.iter().filter_map(|e| match &e.audience {
+                    Audience::Room(room) => Some((job.tenant_id.as_str(), room.as_str())),
+                    _ => None,
+                })
+            })
+            .collect();
+        hub.warm_room_members(&rooms).await;
         for (job, outcome) in done {
             if let Ok(sent) = &outcome {
                 hub.publish_events(&job.tenant_id, &sent.events).await;

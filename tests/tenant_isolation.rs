@@ -783,3 +783,66 @@ async fn a_lease_of_one_tenant_cannot_be_taken_renewed_or_given_up_from_another(
     assert!(ta.take_lease(name, "node-a", 60_000).await.unwrap());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn room_members_read_together_are_only_the_asking_tenants() {
+    let app = spawn_app().await;
+    let a = app.workspace("members-a").await;
+    let b = app.workspace("members-b").await;
+    let olga = app
+        .create_user(&a.tenant, "olga@members-a.test", Role::Recruiter)
+        .await;
+    let ivan = app
+        .create_user(&b.tenant, "ivan@members-b.test", Role::Recruiter)
+        .await;
+    let ta = app.db.for_tenant(&a.tenant.id);
+    let tb = app.db.for_tenant(&b.tenant.id);
+    let direct = ta
+        .open_direct_room(&a.admin.id, &olga.id)
+        .await
+        .unwrap()
+        .room
+        .id;
+    let theirs = tb
+        .open_direct_room(&b.admin.id, &ivan.id)
+        .await
+        .unwrap()
+        .room
+        .id;
+    let found = ta
+        .member_ids_of_rooms(&[&direct, &theirs, "no-such-room"])
+        .await
+        .unwrap();
+    let mut want = vec![a.admin.id.clone(), olga.id.clone()];
+    want.sort();
+    assert_eq!(found.len(), 1, "only the tenant's own room: {found:?}");
+    assert_eq!(found[&direct], want);
+    // Tenant B asking for A's room learns nothing of it.
+    let found = tb.member_ids_of_rooms(&[&direct]).await.unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    // More rooms than one statement takes are all answered, a room asked twice once.
+    let mut rooms = vec![direct.clone()];
+    for other in 0..300 {
+        let user = app
+            .create_user(
+                &a.tenant,
+                &format!("u{other}@members-a.test"),
+                Role::Recruiter,
+            )
+            .await;
+        rooms.push(
+            ta.open_direct_room(&olga.id, &user.id)
+                .await
+                .unwrap()
+                .room
+                .id,
+        );
+    }
+    rooms.push(direct.clone());
+    let refs: Vec<&str> = rooms.iter().map(String::as_str).collect();
+    let found = ta.member_ids_of_rooms(&refs).await.unwrap();
+    assert_eq!(found.len(), 301);
+    assert_eq!(found[&direct], want);
+    assert!(found.values().all(|m| m.len() == 2 && m.contains(&olga.id)));
+    app.stop().await;
+}

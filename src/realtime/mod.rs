@@ -304,6 +304,8 @@ pub struct HubInner {
     input: mpsc::UnboundedSender<Input>,
     tenants: Mutex<HashMap<String, TenantState>>,
     members: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Reads of room members from the database (the tests check they are read together).
+    member_reads: AtomicU64,
     redis: Option<redis::aio::ConnectionManager>,
     next_conn: AtomicU64,
     connections: AtomicUsize,
@@ -372,6 +374,7 @@ impl Hub {
                 input,
                 tenants: Mutex::new(HashMap::new()),
                 members: Mutex::new(HashMap::new()),
+                member_reads: AtomicU64::new(0),
                 redis,
                 next_conn: AtomicU64::new(1),
                 connections: AtomicUsize::new(0),
@@ -496,6 +499,13 @@ impl Hub {
     /// Members of a room, from the cache or the database.
     pub async fn room_members(&self, tenant_id: &str, room_id: &str) -> Arc<Vec<String>> {
         self.inner.room_members(tenant_id, room_id).await
+    }
+
+    /// Makes sure the members of `rooms` (tenant, room) are at hand before their events
+    /// are published: those not cached yet are read together (see
+    /// `HubInner::warm_room_members`).
+    pub async fn warm_room_members(&self, rooms: &[(&str, &str)]) {
+        self.inner.warm_room_members(rooms).await
     }
 
     /// The presence of everyone this node knows of in the tenant.
@@ -706,19 +716,59 @@ impl HubInner {
         if let Some(m) = self.members.lock().expect("not poisoned").get(&key) {
             return m.clone();
         }
+        self.member_reads.fetch_add(1, Ordering::Relaxed);
         match self.db.for_tenant(tenant).room_member_ids(room_id).await {
-            Ok(ids) if !ids.is_empty() => {
-                let members = Arc::new(ids);
-                self.members
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(key, members.clone());
-                members
-            }
+            Ok(ids) if !ids.is_empty() => self
+                .members
+                .lock()
+                .expect("not poisoned")
+                .entry(key)
+                .or_insert_with(|| Arc::new(ids))
+                .clone(),
             Ok(_) => Arc::new(Vec::new()),
             Err(e) => {
                 tracing::warn!(error = %e, "reading room members failed");
                 Arc::new(Vec::new())
+            }
+        }
+    }
+
+    /// Reads the members of those of `rooms` (tenant, room) not yet cached, in one read per
+    /// tenant, so that publishing a batch of messages to rooms this node has not seen
+    /// (after a start, every room) waits for one read, not one per room in turn. A list
+    /// learned meanwhile from a membership event is newer and stays.
+    async fn warm_room_members(&self, rooms: &[(&str, &str)]) {
+        let mut missing: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        {
+            let cached = self.members.lock().expect("not poisoned");
+            for (tenant, room) in rooms {
+                let wanted = missing.entry(tenant).or_default();
+                if !cached.contains_key(&member_key(tenant, room)) && !wanted.contains(room) {
+                    wanted.push(room);
+                }
+            }
+        }
+        for (tenant, wanted) in missing {
+            if wanted.is_empty() {
+                continue;
+            }
+            self.member_reads.fetch_add(1, Ordering::Relaxed);
+            match self
+                .db
+                .for_tenant(tenant)
+                .member_ids_of_rooms(&wanted)
+                .await
+            {
+                Ok(found) => {
+                    let mut cached = self.members.lock().expect("not poisoned");
+                    for (room, ids) in found {
+                        cached
+                            .entry(member_key(tenant, &room))
+                            .or_insert_with(|| Arc::new(ids));
+                    }
+                }
+                // Each room is read on its own when its event is published.
+                Err(e) => tracing::warn!(error = %e, "reading room members failed"),
             }
         }
     }
@@ -1291,6 +1341,92 @@ async fn read_tenant_reports(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_members_of_a_batchs_rooms_are_read_together_and_a_learned_list_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = crate::config::Secret::new(format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("t.db").display()
+        ));
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let mut users = Vec::new();
+        let (a, b) = (
+            db.create_tenant("a", "A").await.unwrap(),
+            db.create_tenant("b", "B").await.unwrap(),
+        );
+        for (tenant, n) in [(&a, 0), (&a, 1), (&a, 2), (&b, 3)] {
+            let user = db
+                .for_tenant(&tenant.id)
+                .create_user(crate::store::NewUser {
+                    email: format!("u{n}@t.test"),
+                    name: format!("U{n}"),
+                    role: crate::store::Role::Recruiter,
+                    department_id: None,
+                    phone: None,
+                    title: None,
+                    password_hash: "not used".into(),
+                })
+                .await
+                .unwrap();
+            users.push(user.id);
+        }
+        let ta = db.for_tenant(&a.id);
+        let mut rooms = Vec::new();
+        for (me, other) in [(0, 1), (0, 2), (1, 2)] {
+            rooms.push(
+                ta.open_direct_room(&users[me], &users[other])
+                    .await
+                    .unwrap()
+                    .room
+                    .id,
+            );
+        }
+        let group = ta
+            .create_group_room(&users[0], "all", &[users[1].clone(), users[2].clone()])
+            .await
+            .unwrap()
+            .room
+            .id;
+        rooms.push(group.clone());
+        let hub = Hub::start(db.clone(), &Config::default()).await.unwrap();
+        let reads = || hub.inner.member_reads.load(Ordering::Relaxed);
+        // A list learned from a membership event before the read is newer: it stays.
+        let learned = format!(
+            r#"{{"type":"event","data":{{"id":"{group}","member_ids":["{}"]}}}}"#,
+            users[0]
+        );
+        hub.inner
+            .learn_members(&a.id, "room.members_changed", learned.as_bytes());
+        let mut batch: Vec<(&str, &str)> =
+            rooms.iter().map(|r| (a.id.as_str(), r.as_str())).collect();
+        // A room repeated, and one of tenant A asked for under tenant B: B has no such room.
+        batch.push((a.id.as_str(), rooms[0].as_str()));
+        batch.push((b.id.as_str(), rooms[1].as_str()));
+        hub.warm_room_members(&batch).await;
+        assert_eq!(
+            reads(),
+            2,
+            "one read per tenant, whatever the number of rooms"
+        );
+        for (i, (me, other)) in [(0, 1), (0, 2), (1, 2)].into_iter().enumerate() {
+            let mut want = vec![users[me].clone(), users[other].clone()];
+            want.sort();
+            assert_eq!(*hub.room_members(&a.id, &rooms[i]).await, want);
+        }
+        assert_eq!(
+            *hub.room_members(&a.id, &group).await,
+            vec![users[0].clone()]
+        );
+        assert_eq!(reads(), 2, "published from what was read together");
+        // Nothing of tenant A's room was cached under tenant B.
+        assert!(hub.room_members(&b.id, &rooms[1]).await.is_empty());
+        assert_eq!(reads(), 3);
+        // All known: no read at all.
+        hub.warm_room_members(&batch[..4]).await;
+        assert_eq!(reads(), 3);
+    }
 
     fn frame(text: &str) -> Outbound {
         Outbound::Frame(Bytes::from(text.to_string()))

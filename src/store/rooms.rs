@@ -1,6 +1,8 @@
 //! Internal staff chat (R-COMM-3): direct and group rooms, members, messages, read marks.
 //! Every change appends an event in the same transaction (see `events`).
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, FromRow, Transaction};
 use utoipa::ToSchema;
@@ -409,6 +411,36 @@ impl TenantDb {
         .fetch_one(self.pool())
         .await?;
         Ok(n)
+    }
+
+    /// The member ids of each of `room_ids` (sorted) in one read per 256 rooms; a room
+    /// without members (or of another tenant) is missing from the answer.
+    pub async fn member_ids_of_rooms(
+        &self,
+        room_ids: &[&str],
+    ) -> StoreResult<HashMap<String, Vec<String>>> {
+        let mut found: HashMap<String, Vec<String>> = HashMap::new();
+        let mut room_ids = room_ids.to_vec();
+        room_ids.sort_unstable();
+        room_ids.dedup();
+        for chunk in room_ids.chunks(256) {
+            let list = (0..chunk.len())
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT room_id, user_id FROM room_members WHERE tenant_id = $1 AND room_id IN ({list}) \
+                 ORDER BY room_id, user_id"
+            );
+            let mut q = sqlx::query_as::<_, (String, String)>(&sql).bind(&self.tenant_id);
+            for room in chunk {
+                q = q.bind(*room);
+            }
+            for (room, user) in q.fetch_all(self.pool()).await? {
+                found.entry(room).or_default().push(user);
+            }
+        }
+        Ok(found)
     }
 
     pub async fn room_member_ids(&self, room_id: &str) -> StoreResult<Vec<String>> {
