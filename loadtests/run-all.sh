@@ -10,15 +10,21 @@ work=$(mktemp -d)
 trap 'stop_services; rm -rf "$work"' EXIT
 PG_DURABLE=1 start_postgres "$work/pg"
 start_redis "$work/redis"
-load="$CARGO_TARGET_DIR/release/jobers-load"
+load=("$CARGO_TARGET_DIR/release/jobers-load")
+# Every run starts from the same memory (see loadtests/README.md); that takes root.
+if [ "$(id -u)" -eq 0 ]; then
+  load+=(--drop-caches)
+else
+  echo "not root: runs start with whatever page cache earlier runs left" >&2
+fi
 out=loadtests/reports
-"$load" --pin --out "$out" idle --conns "${IDLE_CONNS:-18000}"
-"$load" --pin --out "$out" connect --conns "${CONNECT_CONNS:-18000}"
-"$load" --pin --out "$out" fanout
-"$load" --pin --out "$out" direct
-"$load" --pin --out "$out" --database "$JOBERS_TEST_DATABASE_URL" direct
-"$load" --pin --out "$out" presence
-"$load" --pin --out "$out" resume
-"$load" --pin --out "$out" --cluster-database "$JOBERS_TEST_DATABASE_URL" --redis "$JOBERS_TEST_REDIS_URL" cluster
-"$load" --pin --out "$out" inbound
-"$load" --pin --out "$out" --database "$JOBERS_TEST_DATABASE_URL" inbound
+"${load[@]}" --pin --out "$out" idle --conns "${IDLE_CONNS:-18000}"
+"${load[@]}" --pin --out "$out" connect --conns "${CONNECT_CONNS:-18000}"
+"${load[@]}" --pin --out "$out" fanout
+"${load[@]}" --pin --out "$out" direct
+"${load[@]}" --pin --out "$out" --database "$JOBERS_TEST_DATABASE_URL" direct
+"${load[@]}" --pin --out "$out" presence
+"${load[@]}" --pin --out "$out" resume
+"${load[@]}" --pin --out "$out" --cluster-database "$JOBERS_TEST_DATABASE_URL" --redis "$JOBERS_TEST_REDIS_URL" cluster
+"${load[@]}" --pin --out "$out" inbound
+"${load[@]}" --pin --out "$out" --database "$JOBERS_TEST_DATABASE_URL" inbound

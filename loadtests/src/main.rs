@@ -30,6 +30,10 @@ pub struct Cli {
     /// Pin the hub to CPU 0 and the generator to CPU 1.
     #[arg(long, global = true)]
     pub pin: bool,
+    /// Drop the page cache before each run's database is made (needs root): runs then
+    /// start from the same memory, whatever earlier runs left cached.
+    #[arg(long, global = true)]
+    pub drop_caches: bool,
     /// The `jobers` binary (default: next to this one).
     #[arg(long, global = true)]
     pub bin: Option<PathBuf>,
