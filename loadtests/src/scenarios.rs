@@ -705,14 +705,18 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     // Let the presence of 10,000 arrivals settle before measuring messages.
     tokio::time::sleep(SETTLE).await;
     let per_sender = rate as f64 / pairs_n as f64;
-    let meter = CpuMeter::start(&[hub.pid]);
     let acks = Arc::new(std::sync::Mutex::new(histogram()));
     let sent_total = Arc::new(AtomicU64::new(0));
+    // Every sender is set up (its socket split, its reader started) before the first
+    // sends: setting up 5,000 of them while the first ones already send held the
+    // generator's core, and their acks were read late.
+    let ready = Arc::new(tokio::sync::Barrier::new(pairs_n + 1));
     let mut tasks = Vec::new();
     for (i, ws) in send_socks.into_iter().enumerate() {
         let room = pairs[i].2.clone();
         let acks = acks.clone();
         let sent_total = sent_total.clone();
+        let ready = ready.clone();
         tasks.push(tokio::spawn(async move {
             let (mut sink, mut stream) = ws.split();
             let pending: Arc<std::sync::Mutex<HashMap<String, u64>>> = Default::default();
@@ -730,6 +734,7 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
                 }
                 acks_r.lock().unwrap().add(&local).ok();
             });
+            ready.wait().await;
             // Spread senders evenly over the period.
             let period = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
             tokio::time::sleep(period.mul_f64(i as f64 / pairs_n as f64)).await;
@@ -752,6 +757,8 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
             let _ = reader.await;
         }));
     }
+    ready.wait().await;
+    let meter = CpuMeter::start(&[hub.pid]);
     let step = receivers.step.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(1)).await;
