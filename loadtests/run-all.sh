@@ -17,6 +17,8 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "not root: runs start with whatever page cache earlier runs left" >&2
 fi
+# The benchmark server is brought to the state of one in service (its WAL files reused).
+load+=(--reuse-wal)
 out=loadtests/reports
 "${load[@]}" --pin --out "$out" idle --conns "${IDLE_CONNS:-18000}"
 "${load[@]}" --pin --out "$out" connect --conns "${CONNECT_CONNS:-18000}"

@@ -34,6 +34,10 @@ pub struct Cli {
     /// start from the same memory, whatever earlier runs left cached.
     #[arg(long, global = true)]
     pub drop_caches: bool,
+    /// Before the first run on PostgreSQL, bring the server to the state of one in
+    /// service, which reuses its WAL files (needs a superuser; sets `min_wal_size`).
+    #[arg(long, global = true)]
+    pub reuse_wal: bool,
     /// The `jobers` binary (default: next to this one).
     #[arg(long, global = true)]
     pub bin: Option<PathBuf>,

@@ -33,6 +33,7 @@ struct Env {
     redis: Option<String>,
     pin: bool,
     drop_caches: bool,
+    reuse_wal: bool,
     dir: PathBuf,
 }
 
@@ -61,6 +62,9 @@ impl Env {
         tenants: usize,
         users: usize,
     ) -> anyhow::Result<(HubProcess, Vec<Tenant>, String)> {
+        if self.reuse_wal {
+            hub::reuse_wal_files(&self.database).await?;
+        }
         self.settle_memory()?;
         let dir = self.dir.join(uuid::Uuid::now_v7().simple().to_string());
         std::fs::create_dir_all(&dir)?;
@@ -112,6 +116,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
         redis: cli.redis.clone(),
         pin: cli.pin,
         drop_caches: cli.drop_caches,
+        reuse_wal: cli.reuse_wal,
         dir: dir.clone(),
     };
     let result = match cli.scenario.clone() {
@@ -120,6 +125,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
             let mut report = one(&env, s).await?;
             if env.drop_caches {
                 report.note("The page cache was dropped before each run's database was made (--drop-caches).");
+            }
+            let on_postgres = env.database.starts_with("postgres")
+                || matches!(cli.scenario, Scenario::Cluster { .. });
+            if env.reuse_wal && on_postgres {
+                report.note("PostgreSQL reused its WAL files, as a server in service does (--reuse-wal: min_wal_size 1GB, 512 MB of WAL written and checkpointed before the first run).");
             }
             report.print();
             report.write(&cli.out)?;
@@ -1253,6 +1263,9 @@ async fn cluster(
             .dir
             .join(format!("cluster-{nodes}-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&dir)?;
+        if env.reuse_wal {
+            hub::reuse_wal_files(&database).await?;
+        }
         env.settle_memory()?;
         let db = hub::fresh_database(&database, &dir).await?;
         let seeded = hub::seed(&db, 1, members + 1).await?;
