@@ -79,7 +79,7 @@ const SQLITE_PRAGMAS: &[&str] = &[
     // Checkpoints run in the background (see `checkpoint_in_background`), never inside a
     // writer's commit, where their fsyncs would stall every waiting send.
     "PRAGMA wal_autocheckpoint = 0",
-    // The log file, once started over, is cut back to this size (bytes): four times the
+    // The log file, once started over, is cut back to this size (bytes): twice the
     // length at which it is started over, so that only a log that grew far past it (a
     // long reader held it) is cut. Cutting it at every start-over cost the first commit
     // after it 13 ms (the truncate) and the next pass its blocks again.
@@ -101,13 +101,15 @@ const RESTART_TRIES: usize = 3;
 /// every 250 ms, mostly under 5 ms.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
-/// WAL frames (pages) after which the log is started over (32,768 pages of 4 KiB: 128 MiB).
+/// WAL frames (pages) after which the log is started over (65,536 pages of 4 KiB: 256 MiB).
 /// Each restart holds writers while the last frames are copied and the database file is
-/// synced (the log is caught up first, outside their turn). A longer log
-/// makes every read slower (pages are looked up in the log's index): at 1 GiB the message
-/// writer's batches slowed late in a heavy run until sends queued for half a second
-/// (`direct` p99 450–880 ms in half the runs), at 128 MiB they did not (40–54 ms).
-const RESTART_WAL_AFTER_FRAMES: i64 = 32_768;
+/// synced (the log is caught up first, outside their turn): 20–25 ms, whatever the length.
+/// At 256 MiB that happens half as often as at 128 MiB (5 start-overs in a `direct` run
+/// instead of 10–11; p99 8.7–17.2 ms against 13.5–20.8 ms over six alternating runs, the
+/// page cache dropped before each). A longer log makes every read slower (pages are looked
+/// up in the log's index): at 1 GiB the message writer's batches slowed late in a heavy run
+/// until sends queued for half a second (`direct` p99 450–880 ms in half the runs).
+const RESTART_WAL_AFTER_FRAMES: i64 = 65_536;
 
 /// How long a query waits for a pool connection before the request fails with 503-ish
 /// `database_unavailable` instead of hanging.
