@@ -252,13 +252,16 @@ fn expect(r: &Report, figure: &str, value: f64) -> Vec<String> {
 }
 
 /// Records the CPU use of a measured run; over several runs (rounds), the busiest.
-fn finish(report: &mut Report, meter: &CpuMeter) {
+/// Records the span's CPU in `report` (the busiest span of a scenario counts); returns the
+/// hub cores of this span.
+fn finish(report: &mut Report, meter: &CpuMeter) -> f64 {
     let (hub, own) = meter.stop();
     report.hub_cpu_cores = report.hub_cpu_cores.max((hub * 100.0).round() / 100.0);
     report.generator_cpu_cores = report
         .generator_cpu_cores
         .max((own * 100.0).round() / 100.0);
     report.generator_saturated |= own >= GENERATOR_SATURATED;
+    hub
 }
 
 /// With `LOADTEST_HUB_METRICS` set, prints the hub's `/metrics` lines that start with one
@@ -1306,8 +1309,7 @@ async fn cluster(
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (hub_cpu, _) = meter.stop();
-        finish(&mut report, &meter);
+        let hub_cpu = finish(&mut report, &meter);
         round_cpu[nodes - 1].push(hub_cpu);
         let _ = receivers.stop.send(true);
         let mut lat = histogram();

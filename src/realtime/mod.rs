@@ -742,16 +742,12 @@ impl HubInner {
         {
             let cached = self.members.lock().expect("not poisoned");
             for (tenant, room) in rooms {
-                let wanted = missing.entry(tenant).or_default();
-                if !cached.contains_key(&member_key(tenant, room)) && !wanted.contains(room) {
-                    wanted.push(room);
+                if !cached.contains_key(&member_key(tenant, room)) {
+                    missing.entry(tenant).or_default().push(room);
                 }
             }
         }
         for (tenant, wanted) in missing {
-            if wanted.is_empty() {
-                continue;
-            }
             self.member_reads.fetch_add(1, Ordering::Relaxed);
             match self
                 .db

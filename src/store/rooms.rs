@@ -8,6 +8,7 @@ use sqlx::{Any, FromRow, Transaction};
 use utoipa::ToSchema;
 
 use super::events::{push_event, Audience, StoredEvent};
+use super::sends::{padded, MAX_PIECE};
 use super::{new_id, now_ms, to_time, StoreError, StoreResult, TenantDb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -413,8 +414,9 @@ impl TenantDb {
         Ok(n)
     }
 
-    /// The member ids of each of `room_ids` (sorted) in one read per 256 rooms; a room
-    /// without members (or of another tenant) is missing from the answer.
+    /// The member ids of each of `room_ids` (sorted), one read per [`MAX_PIECE`] rooms (each
+    /// padded like other lookups, so the statement texts are few); a room without members
+    /// (or of another tenant) is missing from the answer.
     pub async fn member_ids_of_rooms(
         &self,
         room_ids: &[&str],
@@ -423,7 +425,8 @@ impl TenantDb {
         let mut room_ids = room_ids.to_vec();
         room_ids.sort_unstable();
         room_ids.dedup();
-        for chunk in room_ids.chunks(256) {
+        for chunk in room_ids.chunks(MAX_PIECE) {
+            let chunk = padded(chunk);
             let list = (0..chunk.len())
                 .map(|i| format!("${}", i + 2))
                 .collect::<Vec<_>>()
