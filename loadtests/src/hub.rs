@@ -215,6 +215,127 @@ pub async fn room(url: &str, tenant: &str, members: &[String]) -> anyhow::Result
     Ok(change.room.id)
 }
 
+/// Direct rooms of one tenant to give a history: (room id, one member, the other).
+pub type RoomPair = (String, String, String);
+
+/// Gives each room `per_room` earlier messages, alternating authors, with their events
+/// (positions after the tenant's current one), written by SQL in one statement per table
+/// and tenant: a history of a million messages through the hub would take minutes. The
+/// rows are those the hub writes (a message, its `room.message` event carrying it), with
+/// ids that sort before any made now (UUIDv7 of the epoch's start), so new messages go
+/// where they would in service: after the history. `t` numbers the tenant (ids are unique
+/// across tenants).
+pub async fn seed_history(
+    url: &str,
+    t: usize,
+    tenant: &str,
+    rooms: &[RoomPair],
+    per_room: usize,
+) -> anyhow::Result<()> {
+    use sqlx::any::AnyPoolOptions;
+    use sqlx::Executor;
+    if rooms.is_empty() || per_room == 0 {
+        return Ok(());
+    }
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await?;
+    let mut tx = pool.begin().await?;
+    if url.starts_with("sqlite") {
+        tx.execute("PRAGMA foreign_keys = ON").await?;
+    }
+    let (start,): (i64,) =
+        sqlx::query_as("SELECT position FROM tenant_positions WHERE tenant_id = $1")
+            .bind(tenant)
+            .fetch_one(&mut *tx)
+            .await?;
+    let n = per_room as i64;
+    let count = n * rooms.len() as i64;
+    // A history that ended an hour ago, one message a millisecond before that.
+    let first_at = chrono::Utc::now().timestamp_millis() - 3_600_000 - count;
+    let values = (0..rooms.len())
+        .map(|i| {
+            format!(
+                "(CAST(${} AS BIGINT), ${}, ${}, ${})",
+                4 * i + 6,
+                4 * i + 7,
+                4 * i + 8,
+                4 * i + 9
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // $1 tenant, $2 messages per room, $3 first position, $4 first time, $5 tenant number.
+    let insert = format!(
+        "WITH RECURSIVE s (k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM s WHERE k < CAST($2 AS BIGINT)), \
+         r (i, room_id, a, b) AS (VALUES {values}) \
+         INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
+           mentions, attachments, position, created_at) \
+         SELECT '00000000-0000-7000-8000-' || (100000000000 + CAST($5 AS BIGINT) * 1000000000 \
+             + r.i * CAST($2 AS BIGINT) + s.k), \
+           $1, r.room_id, CASE WHEN s.k % 2 = 0 THEN r.a ELSE r.b END, \
+           'an earlier message, number ' || s.k || ', of this conversation', NULL, '[]', '[]', \
+           CAST($3 AS BIGINT) + r.i * CAST($2 AS BIGINT) + s.k, \
+           CAST($4 AS BIGINT) + r.i * CAST($2 AS BIGINT) + s.k \
+         FROM r CROSS JOIN s"
+    );
+    let mut q = sqlx::query(&insert)
+        .bind(tenant)
+        .bind(n)
+        .bind(start)
+        .bind(first_at)
+        .bind(t as i64);
+    for (i, (room, a, b)) in rooms.iter().enumerate() {
+        q = q.bind(i as i64).bind(room).bind(a).bind(b);
+    }
+    q.execute(&mut *tx).await?;
+    // Each message's event carries it, as the hub writes it.
+    sqlx::query(
+        "INSERT INTO events (tenant_id, position, kind, audience, payload, created_at) \
+         SELECT tenant_id, position, 'room.message', 'room:' || room_id, \
+           '{\"id\":\"' || id || '\",\"room_id\":\"' || room_id || '\",\"author_id\":\"' || author_id \
+           || '\",\"body\":\"' || body || '\",\"client_message_id\":null,\"mentions\":[],\"attachments\":[],\"position\":' \
+           || position || ',\"created_at\":\"2026-01-01T00:00:00Z\",\"edited_at\":null,\"deleted\":false}', created_at \
+         FROM room_messages WHERE tenant_id = $1 AND position > CAST($2 AS BIGINT)",
+    )
+    .bind(tenant)
+    .bind(start)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE tenant_positions SET position = position + CAST($2 AS BIGINT) WHERE tenant_id = $1",
+    )
+    .bind(tenant)
+    .bind(count)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    pool.close().await;
+    Ok(())
+}
+
+/// After a bulk write (the history), brings the database to the state of one in service:
+/// on PostgreSQL `VACUUM ANALYZE`, what autovacuum does to tables after they grew, done
+/// before measuring instead of in the middle of it; on SQLite the log copied into the
+/// database file and emptied, as the hub's own checkpoints keep it (a log of a million
+/// messages would otherwise be the hub's to copy while it is measured).
+pub async fn settle_after_bulk_write(url: &str) -> anyhow::Result<()> {
+    use sqlx::Executor;
+    if on_postgres(url, "VACUUM ANALYZE").await? {
+        return Ok(());
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await?;
+    pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+    pool.close().await;
+    Ok(())
+}
+
 pub struct HubProcess {
     child: Child,
     pub addr: SocketAddr,

@@ -91,6 +91,13 @@ pub enum Scenario {
         rate: u32,
         #[arg(long, default_value_t = 15)]
         secs: u64,
+        /// Seconds of sending at the same rate before the measured ones (not measured):
+        /// the hub's caches and database connections warm, as in service.
+        #[arg(long, default_value_t = 2)]
+        warm_up: u64,
+        /// Earlier messages in each room before the run (the tables of a service in use).
+        #[arg(long, default_value_t = 200)]
+        history: usize,
     },
     /// Users of many tenants connect at a rate; time until every presence view is complete.
     Presence {

@@ -21,6 +21,15 @@ use crate::{Cli, Scenario};
 /// Quiet time after clients connect, before measuring: the hub is still telling everyone
 /// who arrived (presence), which is not what the message scenarios measure.
 const SETTLE: Duration = Duration::from_secs(5);
+/// Where a warm-up message's send time is: such messages are timed apart from the
+/// measured ones (`receive` keeps them in a histogram of their own).
+const WARM_UP_STAMP: &str = "\"body\":\"w=";
+
+/// With `LOADTEST_TRACE=FILE`, `direct` writes the send time and latency (nanoseconds) of
+/// every measured message, a line each: when in a run the slow ones were.
+static TRACE: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+/// Whether [`TRACE`] is kept.
+static TRACE_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// Above this generator CPU use (in cores) the generator may be the bottleneck.
 const GENERATOR_SATURATED: f64 = 0.9;
 
@@ -149,7 +158,22 @@ async fn one(env: &Env, s: Scenario) -> anyhow::Result<Report> {
             rates,
             step_secs,
         } => fanout(env, members, &rates, step_secs).await,
-        Scenario::Direct { conns, rate, secs } => direct(env, conns, rate, secs).await,
+        Scenario::Direct {
+            conns,
+            rate,
+            secs,
+            warm_up,
+            history,
+        } => {
+            let run = DirectRun {
+                conns,
+                rate,
+                secs,
+                warm_up,
+                history,
+            };
+            direct(env, run).await
+        }
         Scenario::Presence {
             users,
             tenants,
@@ -182,7 +206,17 @@ async fn smoke(env: &Env) -> anyhow::Result<bool> {
     checks.push(("connect", check(r, &|r| expect(r, "connections", 200.0))));
     let r = fanout(env, 50, &[20, 40], 2).await;
     checks.push(("fanout", check(r, &|r| expect(r, "lost deliveries", 0.0))));
-    let r = direct(env, 200, 100, 3).await;
+    let r = direct(
+        env,
+        DirectRun {
+            conns: 200,
+            rate: 100,
+            secs: 3,
+            warm_up: 1,
+            history: 5,
+        },
+    )
+    .await;
     checks.push(("direct", check(r, &|r| expect(r, "lost messages", 0.0))));
     let r = presence(env, 200, 4, 200).await;
     checks.push((
@@ -488,17 +522,25 @@ fn receive(sockets: Vec<Ws>, steps: usize) -> Receivers {
             let mut stop_rx = stop_rx.clone();
             let delivered = delivered.clone();
             tokio::spawn(async move {
-                let mut hists: Vec<Histogram<u64>> = (0..steps.max(1)).map(|_| histogram()).collect();
-                let mut counts = vec![0u64; steps.max(1)];
+                // One histogram per step, and one more for warm-up messages (`w=` stamps).
+                let steps = steps.max(1);
+                let mut hists: Vec<Histogram<u64>> = (0..=steps).map(|_| histogram()).collect();
+                let mut counts = vec![0u64; steps + 1];
                 loop {
                     tokio::select! {
                         m = ws.next() => match m {
                             Some(Ok(Message::Text(t))) => {
                                 if let Some(sent) = stamp_of(&t) {
-                                    let s = (*step_rx.borrow()).min(hists.len() - 1);
+                                    if TRACE_ON.load(Ordering::Relaxed) {
+                                        TRACE.lock().unwrap().push((sent, now_nanos().saturating_sub(sent)));
+                                    }
+                                    let s = (*step_rx.borrow()).min(steps - 1);
                                     let _ = hists[s].record(now_nanos().saturating_sub(sent).max(1000));
                                     counts[s] += 1;
                                     delivered.fetch_add(1, Ordering::Relaxed);
+                                } else if let Some(sent) = client::stamp_in(&t, WARM_UP_STAMP) {
+                                    let _ = hists[steps].record(now_nanos().saturating_sub(sent).max(1000));
+                                    counts[steps] += 1;
                                 }
                             }
                             Some(Ok(_)) => {}
@@ -659,7 +701,25 @@ async fn fanout(
     Ok(report)
 }
 
-async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result<Report> {
+/// What one `direct` run does.
+struct DirectRun {
+    conns: usize,
+    rate: u32,
+    secs: u64,
+    /// Seconds sent before the measured ones, not measured.
+    warm_up: u64,
+    /// Earlier messages in each room.
+    history: usize,
+}
+
+async fn direct(env: &Env, run: DirectRun) -> anyhow::Result<Report> {
+    let DirectRun {
+        conns,
+        rate,
+        secs,
+        warm_up,
+        history,
+    } = run;
     let mut report = Report::new(if env.database == "sqlite" {
         "direct-sqlite"
     } else {
@@ -668,6 +728,8 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     report.param("connections", conns);
     report.param("rate (messages/s)", rate);
     report.param("secs", secs);
+    report.param("warm-up at the same rate, not measured (s)", warm_up);
+    report.param("earlier messages per room", history);
     report.param(
         "database",
         if env.database == "sqlite" {
@@ -678,19 +740,29 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     );
     let (tenants, per) = tenants_for(conns, 500);
     let (hub, seeded, db) = env.start(tenants, per).await?;
-    // Pairs in each tenant share a direct room.
+    // Pairs in each tenant share a direct room, which has a history.
     let sdb = jobers::store::Db::connect(&jobers::config::Secret::new(db.clone()), 4).await?;
     let mut pairs = Vec::new();
-    for t in &seeded {
+    let seeding = Instant::now();
+    for (n, t) in seeded.iter().enumerate() {
         let tdb = sdb.for_tenant(&t.id);
+        let mut rooms = Vec::new();
         for pair in t.users.chunks(2) {
             if let [a, b] = pair {
                 let room = tdb.open_direct_room(&a.id, &b.id).await?.room.id;
-                pairs.push((a.token.clone(), b.token.clone(), room));
+                pairs.push((a.token.clone(), b.token.clone(), room.clone()));
+                rooms.push((room, a.id.clone(), b.id.clone()));
             }
         }
+        hub::seed_history(&db, n, &t.id, &rooms, history).await?;
     }
     sdb.close().await;
+    hub::settle_after_bulk_write(&db).await?;
+    eprintln!(
+        "direct: {} rooms with {history} earlier messages each in {:.1} s",
+        pairs.len(),
+        seeding.elapsed().as_secs_f64()
+    );
     let pairs_n = pairs.len();
     let senders: Vec<(usize, String)> = pairs
         .iter()
@@ -712,14 +784,16 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
         .into_iter()
         .map(|(w, _)| w)
         .collect();
-    // Step 0: the first second of sending, in which every sender sends its first message;
-    // step 1: the rest. The target is on the whole run; the rest is shown beside it.
+    // Step 0: the first measured second; step 1: the rest. The target is on the whole
+    // measured run; the rest is shown beside it.
+    TRACE_ON.store(std::env::var("LOADTEST_TRACE").is_ok(), Ordering::Relaxed);
     let receivers = receive(recv_socks, 2);
-    // Let the presence of 10,000 arrivals settle before measuring messages.
+    // Let the presence of 10,000 arrivals settle before sending.
     tokio::time::sleep(SETTLE).await;
     let per_sender = rate as f64 / pairs_n as f64;
     let acks = Arc::new(std::sync::Mutex::new(histogram()));
     let sent_total = Arc::new(AtomicU64::new(0));
+    let warm = Duration::from_secs(warm_up);
     // Every sender is set up (its socket split, its reader started) before the first
     // sends: setting up 5,000 of them while the first ones already send held the
     // generator's core, and their acks were read late.
@@ -754,16 +828,25 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
             let started = Instant::now();
             let mut n = 0u64;
             let mut interval = tokio::time::interval(period);
-            while started.elapsed() < Duration::from_secs(secs) {
+            while started.elapsed() < warm + Duration::from_secs(secs) {
                 interval.tick().await;
                 n += 1;
-                let cmid = format!("d{i}-{n}");
-                pending.lock().unwrap().insert(cmid.clone(), now_nanos());
-                let frame = json!({"type": "send", "room_id": room, "body": stamped_body(100), "client_message_id": cmid});
+                // Warm-up messages are stamped apart and neither counted nor awaited.
+                let measured = started.elapsed() >= warm;
+                let (cmid, body) = if measured {
+                    let cmid = format!("d{i}-{n}");
+                    pending.lock().unwrap().insert(cmid.clone(), now_nanos());
+                    (cmid, stamped_body(100))
+                } else {
+                    (format!("w{i}-{n}"), format!("w{}", &stamped_body(100)[1..]))
+                };
+                let frame = json!({"type": "send", "room_id": room, "body": body, "client_message_id": cmid});
                 if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
                     break;
                 }
-                sent_total.fetch_add(1, Ordering::Relaxed);
+                if measured {
+                    sent_total.fetch_add(1, Ordering::Relaxed);
+                }
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
             let _ = sink.close().await;
@@ -771,6 +854,7 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
         }));
     }
     ready.wait().await;
+    tokio::time::sleep(warm).await;
     let meter = CpuMeter::start(&[hub.pid]);
     let step = receivers.step.clone();
     tokio::spawn(async move {
@@ -792,13 +876,20 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
     let _ = receivers.stop.send(true);
     let mut lat = histogram();
     let mut after_first = histogram();
+    let mut warming = histogram();
     let mut delivered = 0;
     for t in receivers.tasks {
         let (h, c) = t.await?;
         lat.add(&h[0]).ok();
         lat.add(&h[1]).ok();
         after_first.add(&h[1]).ok();
+        warming.add(&h[2]).ok();
         delivered += c[0] + c[1];
+    }
+    if let Ok(path) = std::env::var("LOADTEST_TRACE") {
+        let t = TRACE.lock().unwrap();
+        let text: String = t.iter().map(|(s, l)| format!("{s} {l}\n")).collect();
+        std::fs::write(path, text)?;
     }
     let acks = acks.lock().unwrap().clone();
     report.figure("messages sent", expected as f64, "messages", "");
@@ -823,6 +914,14 @@ async fn direct(env: &Env, conns: usize, rate: u32, secs: u64) -> anyhow::Result
         "",
     );
     report.figure("send→ack (durable) p99", ms(&acks, 0.99), "ms", "");
+    if warm_up > 0 {
+        report.figure(
+            "send→receive p99 of the warm-up (a hub just started)",
+            ms(&warming, 0.99),
+            "ms",
+            "",
+        );
+    }
     hub.stop();
     Ok(report)
 }
