@@ -312,19 +312,14 @@ fn shard_of(tenant_id: &str, shards: usize) -> usize {
     (h.finish() % shards.max(1) as u64) as usize
 }
 
-/// The message writer: takes the sends waiting (up to a batch), stores them in one
-/// transaction, answers each. With one send waiting it is one transaction per send; under
-/// load, one commit serves hundreds.
+/// The message writer: takes the sends waiting (up to a batch; on SQLite, while busy, a
+/// moment more: see [`crate::batching`]), stores them in one transaction, answers each.
+/// With one send waiting it is one transaction per send; under load, one commit serves
+/// hundreds.
 async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
     let mut batch: Vec<Job> = Vec::with_capacity(WRITER_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < WRITER_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    let mut batcher = crate::batching::Batcher::new(hub.db().backend(), WRITER_BATCH);
+    while batcher.fill(&mut jobs, &mut batch).await {
         // One lock order for every writer (PostgreSQL locks each tenant's position row).
         batch.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         metrics::histogram!("chat_write_batch_size").record(batch.len() as f64);
@@ -335,6 +330,7 @@ async fn write_messages(hub: Hub, mut jobs: mpsc::Receiver<Job>) {
         }
         let stored = store_batch(&hub, &batch).await;
         metrics::histogram!("chat_write_batch_seconds").record(started.elapsed().as_secs_f64());
+        batcher.stored();
         match stored {
             Ok(outcomes) => answer(&hub, batch.drain(..).zip(outcomes)),
             // One send's failure must not fail its neighbours: each is tried on its own.

@@ -5,6 +5,7 @@
 //! load tests all run the same server (tests on port 0).
 
 pub mod auth;
+pub(crate) mod batching;
 pub mod blobs;
 pub mod chat;
 pub mod cli;

@@ -62,7 +62,8 @@ pub async fn checkpoint(url: &str) -> anyhow::Result<bool> {
 /// Brings the PostgreSQL server at `url` to the state of one in service, whose WAL files
 /// are reused: a fresh server creates and zero-fills each new 16 MiB file while commits
 /// wait (40–56 ms at a time under `direct`). Keeps at least 1 GB of them
-/// (`min_wal_size`, as operations.md advises for busy servers), writes 512 MB of WAL and
+/// (`min_wal_size`, as operations.md advises for busy servers) and lets 4 GB of WAL come
+/// between checkpoints (`max_wal_size`, likewise), writes 512 MB of WAL and
 /// checkpoints, so the files written are kept for reuse. Once per run of this program;
 /// false when `url` is not PostgreSQL.
 pub async fn reuse_wal_files(url: &str) -> anyhow::Result<bool> {
@@ -76,6 +77,7 @@ pub async fn reuse_wal_files(url: &str) -> anyhow::Result<bool> {
             let mut conn = sqlx::PgConnection::connect(url).await?;
             for statement in [
                 "ALTER SYSTEM SET min_wal_size = '1GB'",
+                "ALTER SYSTEM SET max_wal_size = '4GB'",
                 "SELECT pg_reload_conf()",
                 "DROP TABLE IF EXISTS jobers_load_wal",
                 "CREATE TABLE jobers_load_wal AS SELECT g, repeat('x', 1000) AS x \

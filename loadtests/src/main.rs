@@ -35,7 +35,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub drop_caches: bool,
     /// Before the first run on PostgreSQL, bring the server to the state of one in
-    /// service, which reuses its WAL files (needs a superuser; sets `min_wal_size`).
+    /// service, which reuses its WAL files (needs a superuser; sets `min_wal_size` and `max_wal_size`).
     #[arg(long, global = true)]
     pub reuse_wal: bool,
     /// The `jobers` binary (default: next to this one).

@@ -138,7 +138,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
             let on_postgres = env.database.starts_with("postgres")
                 || matches!(cli.scenario, Scenario::Cluster { .. });
             if env.reuse_wal && on_postgres {
-                report.note("PostgreSQL reused its WAL files, as a server in service does (--reuse-wal: min_wal_size 1GB, 512 MB of WAL written and checkpointed before the first run).");
+                report.note("PostgreSQL reused its WAL files, as a server in service does (--reuse-wal: min_wal_size 1GB, max_wal_size 4GB, 512 MB of WAL written and checkpointed before the first run).");
             }
             report.print();
             report.write(&cli.out)?;

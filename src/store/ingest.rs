@@ -598,7 +598,7 @@ async fn insert_messages(
             "INSERT INTO thread_messages (id, tenant_id, thread_id, origin_thread_id, direction, channel_account_id, \
              channel_kind, remote_address, subject, body_text, body_html, body_search, attachments, external_id, \
              auto_submitted, created_at, updated_at, display_text) VALUES {} RETURNING {MESSAGE_COLUMNS}",
-            placeholders(chunk.len(), 18)
+            placeholders(super::sends::backend_of(tx), chunk.len(), 18)
         );
         let mut q = sqlx::query_as::<_, MessageRow>(&sql);
         for (j, slot) in chunk {
@@ -662,7 +662,7 @@ async fn update_threads(
              preview = v.preview, subject = COALESCE(v.subject, threads.subject), \
              vacancy = COALESCE(threads.vacancy, v.vacancy), updated_at = v.at \
              FROM v WHERE threads.tenant_id = v.tenant_id AND threads.id = v.id RETURNING {returning}",
-            placeholders(chunk.len(), 10)
+            placeholders(super::sends::backend_of(tx), chunk.len(), 10)
         );
         let mut q = sqlx::query_as::<_, ThreadRow>(&sql);
         for f in chunk {
@@ -705,7 +705,7 @@ async fn insert_applicants(
     for chunk in pieces(fresh) {
         let sql = format!(
             "INSERT INTO contacts (id, tenant_id, name, name_search, created_at, updated_at) VALUES {}",
-            placeholders(chunk.len(), 6)
+            placeholders(super::sends::backend_of(tx), chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for f in chunk {
@@ -733,7 +733,7 @@ async fn insert_applicants(
     for chunk in pieces(&identities) {
         let sql = format!(
             "INSERT INTO identities (id, tenant_id, contact_id, kind, value, created_at) VALUES {}",
-            placeholders(chunk.len(), 6)
+            placeholders(super::sends::backend_of(tx), chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for (f, k) in chunk {
@@ -751,7 +751,7 @@ async fn insert_applicants(
         let sql = format!(
             "INSERT INTO threads (id, tenant_id, contact_id, origin_contact_id, state, queue_id, vacancy, \
              last_message_at, created_at, updated_at) VALUES {}",
-            placeholders(chunk.len(), 10)
+            placeholders(super::sends::backend_of(tx), chunk.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for f in chunk {

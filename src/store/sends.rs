@@ -337,8 +337,15 @@ pub(super) async fn reserve_positions(
         }
     }
     sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let backend = backend_of(tx);
     let rows = (0..sorted.len())
-        .map(|i| format!("(${}, CAST(${} AS BIGINT))", 2 * i + 1, 2 * i + 2))
+        .map(|i| {
+            format!(
+                "({}, CAST({} AS BIGINT))",
+                param(backend, 2 * i + 1),
+                param(backend, 2 * i + 2)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let upsert = format!(
@@ -381,7 +388,7 @@ pub(super) fn select_by_keys(
                     let terms: Vec<String> = keys
                         .iter()
                         .enumerate()
-                        .map(|(c, name)| format!("{name} = ${}", r * n + c + 1))
+                        .map(|(c, name)| format!("{name} = {}", param(backend, r * n + c + 1)))
                         .collect();
                     format!("({})", terms.join(" AND "))
                 })
@@ -453,16 +460,38 @@ pub(super) fn padded<T>(items: &[T]) -> Vec<&T> {
     out
 }
 
-pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+/// `rows` tuples of `columns` parameters, numbered in order (`$1…`), or on SQLite plain
+/// `?` (see [`param`]).
+pub(super) fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cols: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
+                .map(|c| param(backend, r * columns + c))
                 .collect();
             format!("({})", cols.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `n`-th parameter of a statement whose parameters are bound in the order they
+/// appear: `$n` on PostgreSQL, `?` on SQLite. SQLite's driver looks up each named
+/// parameter's number by name, a walk of the statement's list of names: for the 192
+/// parameters of a batch's lookup that was 6% of the message writer's time.
+pub(super) fn param(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".into(),
+        Backend::Postgres => format!("${n}"),
+    }
+}
+
+/// The backend a transaction runs on.
+pub(super) fn backend_of(tx: &mut Transaction<'static, Any>) -> Backend {
+    if tx.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
 }
 
 async fn insert_messages(
@@ -471,11 +500,12 @@ async fn insert_messages(
     messages: &[(usize, RoomMessage)],
     now: i64,
 ) -> StoreResult<()> {
+    let backend = backend_of(tx);
     for chunk in pieces(messages) {
         let sql = format!(
             "INSERT INTO room_messages (id, tenant_id, room_id, author_id, body, client_message_id, \
              mentions, attachments, position, created_at) VALUES {}",
-            placeholders(chunk.len(), 10)
+            placeholders(backend, chunk.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for (index, m) in chunk {
@@ -501,10 +531,11 @@ pub(super) async fn insert_events(
     events: &[EventRow],
     now: i64,
 ) -> StoreResult<()> {
+    let backend = backend_of(tx);
     for chunk in pieces(events) {
         let sql = format!(
             "INSERT INTO events (tenant_id, position, kind, audience, payload, created_at) VALUES {}",
-            placeholders(chunk.len(), 6)
+            placeholders(backend, chunk.len(), 6)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {

@@ -15,21 +15,6 @@ use crate::store::{
 /// The most messages in one transaction.
 const MAX_BATCH: usize = 128;
 
-/// SQLite, while busy (the last batch ended less than [`GATHER_WHEN_BUSY`] ago): a batch
-/// of fewer than [`GATHER_UNDER`] messages waits [`GATHER_FOR`] for more before it is
-/// stored. Each commit appends every page it touched to the write-ahead log, and a batch
-/// of two or three messages touches nearly as many pages as one of eight: at 2,000
-/// messages/s the log grew by 70 MB/s and was started over every two seconds, holding
-/// writers for 20–100 ms each time. Gathered, batches held about 7 messages instead of
-/// 2.4, the log started over half as often, and `inbound` p99 went from 43–148 ms to
-/// 17–32 ms (p50 about 6 ms). PostgreSQL's writers do not wait: a commit there costs a
-/// round trip, not a rewrite of shared pages.
-const GATHER_UNDER: usize = 8;
-/// See [`GATHER_UNDER`].
-const GATHER_WHEN_BUSY: std::time::Duration = std::time::Duration::from_millis(5);
-/// See [`GATHER_UNDER`].
-const GATHER_FOR: std::time::Duration = std::time::Duration::from_millis(1);
-
 /// An inbound message with everything owned, on its way to the writer.
 pub(crate) struct Job {
     pub account: ChannelAccount,
@@ -117,17 +102,8 @@ impl Writers {
 
 async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
-    let mut last_end = std::time::Instant::now() - std::time::Duration::from_secs(1);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        take_waiting(&mut rx, &mut batch);
-        if db.backend() == crate::store::Backend::Sqlite
-            && batch.len() < GATHER_UNDER
-            && last_end.elapsed() < GATHER_WHEN_BUSY
-        {
-            tokio::time::sleep(GATHER_FOR).await;
-            take_waiting(&mut rx, &mut batch);
-        }
+    let mut batcher = crate::batching::Batcher::new(db.backend(), MAX_BATCH);
+    while batcher.fill(&mut rx, &mut batch).await {
         metrics::histogram!("ingest_batch_size").record(batch.len() as f64);
         let started = std::time::Instant::now();
         let waited = metrics::histogram!("ingest_wait_seconds");
@@ -136,7 +112,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
         }
         let stored = store_batch(&db, &batch).await;
         metrics::histogram!("ingest_batch_seconds").record(started.elapsed().as_secs_f64());
-        last_end = std::time::Instant::now();
+        batcher.stored();
         match stored {
             Ok(results) => {
                 for ((_, _, reply), result) in batch.drain(..).zip(results) {
@@ -155,16 +131,6 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Request>) {
                     let _ = reply.send(result);
                 }
             }
-        }
-    }
-}
-
-/// Adds the requests waiting now to `batch`, up to [`MAX_BATCH`].
-fn take_waiting(rx: &mut mpsc::Receiver<Request>, batch: &mut Vec<Request>) {
-    while batch.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(r) => batch.push(r),
-            Err(_) => break,
         }
     }
 }
