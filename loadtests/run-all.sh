@@ -11,11 +11,12 @@ trap 'stop_services; rm -rf "$work"' EXIT
 PG_DURABLE=1 start_postgres "$work/pg"
 start_redis "$work/redis"
 load=("$CARGO_TARGET_DIR/release/jobers-load")
-# Every run starts from the same memory (see loadtests/README.md); that takes root.
+# Every run starts from the same memory (see loadtests/README.md), which takes root,
+# and the kernel's proactive reclaim (DAMON), where a host runs it, paused for each run.
 if [ "$(id -u)" -eq 0 ]; then
-  load+=(--drop-caches)
+  load+=(--drop-caches --pause-reclaim)
 else
-  echo "not root: runs start with whatever page cache earlier runs left" >&2
+  echo "not root: runs start with whatever page cache earlier runs left, under any reclaim the kernel runs" >&2
 fi
 # The benchmark server is brought to the state of one in service (its WAL files reused).
 load+=(--reuse-wal)

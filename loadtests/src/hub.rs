@@ -320,12 +320,15 @@ pub async fn seed_history(
 
 /// After a bulk write (the history), brings the database to the state of one in service:
 /// on PostgreSQL `VACUUM ANALYZE`, what autovacuum does to tables after they grew, done
-/// before measuring instead of in the middle of it; on SQLite the log copied into the
+/// before measuring instead of in the middle of it, then a `CHECKPOINT`, so that the
+/// gigabyte of pages the history dirtied is not written out (and fsynced) by a checkpoint
+/// the history's WAL set off while the hub is measured; on SQLite the log copied into the
 /// database file and emptied, as the hub's own checkpoints keep it (a log of a million
 /// messages would otherwise be the hub's to copy while it is measured).
 pub async fn settle_after_bulk_write(url: &str) -> anyhow::Result<()> {
     use sqlx::Executor;
     if on_postgres(url, "VACUUM ANALYZE").await? {
+        on_postgres(url, "CHECKPOINT").await?;
         return Ok(());
     }
     sqlx::any::install_default_drivers();

@@ -8,6 +8,7 @@
 
 mod client;
 mod hub;
+mod reclaim;
 mod report;
 mod scenarios;
 
@@ -34,6 +35,10 @@ pub struct Cli {
     /// start from the same memory, whatever earlier runs left cached.
     #[arg(long, global = true)]
     pub drop_caches: bool,
+    /// Pause the kernel's proactive reclaim (DAMON), where it runs, for the run and resume
+    /// it after (needs root): it evicts pages the hub is using.
+    #[arg(long, global = true)]
+    pub pause_reclaim: bool,
     /// Before the first run on PostgreSQL, bring the server to the state of one in
     /// service, which reuses its WAL files (needs a superuser; sets `min_wal_size` and `max_wal_size`).
     #[arg(long, global = true)]

@@ -131,7 +131,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
     let result = match cli.scenario.clone() {
         Scenario::Smoke => smoke(&env).await,
         s => {
+            let (paused, reclaim) = crate::reclaim::prepare(cli.pause_reclaim)?;
             let mut report = one(&env, s).await?;
+            drop(paused);
+            if let Some(reclaim) = reclaim {
+                report.note(&reclaim);
+            }
             if env.drop_caches {
                 report.note("The page cache was dropped before each run's database was made (--drop-caches).");
             }
