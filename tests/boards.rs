@@ -1181,33 +1181,38 @@ async fn request_rate(b: &Board, secs: u64) -> f64 {
 async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the_other_stops() {
     let first = spawn_app_with(|c| node(c, "node-a")).await;
     let url = first.config.database_url.clone();
-    let second = spawn_app_with(move |c| {
-        c.database_url = url;
-        node(c, "node-b");
-    })
-    .await;
     let ws = first.workspace("hh-two-nodes").await;
     let b = thirty_responses(&first, &ws).await;
     connect(&first, &ws, &b, ADMIN_USER).await;
     wait_imported(&first, &ws, &b, 30).await;
     let lease = format!("board:{}", b.id);
-    let holder = first
-        .lease_holder(&ws, &lease)
-        .await
-        .expect("a node holds it");
-    assert!(holder == "node-a" || holder == "node-b", "{holder}");
+    // The rate of one node reading the board, then of the same node with a second one
+    // beside it: a reader's rate varies from node to node (the one that takes over later
+    // has read at half the first one's rate), so the two are compared on one reader.
+    let alone = request_rate(&b, 3).await;
+    let second = spawn_app_with(move |c| {
+        c.database_url = url;
+        node(c, "node-b");
+    })
+    .await;
+    assert_eq!(
+        first.lease_holder(&ws, &lease).await.as_deref(),
+        Some("node-a"),
+        "the node that was alone holds it"
+    );
     // Both nodes poll every 200 ms; only the holder reads the board.
     let both = request_rate(&b, 3).await;
     assert_eq!(
         first.lease_holder(&ws, &lease).await.as_deref(),
-        Some(holder.as_str()),
+        Some("node-a"),
         "the holder keeps it while it runs"
     );
-    let (stopping, survivor, other) = if holder == "node-a" {
-        (first, second, "node-b")
-    } else {
-        (second, first, "node-a")
-    };
+    assert!(alone > 0.0, "the first node reads the board");
+    assert!(
+        both < alone * 1.5,
+        "two nodes read more than one: {both:.1} requests/s with both, {alone:.1} with one"
+    );
+    let (stopping, survivor, other) = (first, second, "node-b");
     // The holder stops (gives its lease up): the other takes over at once, not when the
     // lease would have run out.
     let stopped_at = Instant::now();
@@ -1221,11 +1226,9 @@ async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the
         "taken over before the lease ran out: {:?}",
         stopped_at.elapsed()
     );
-    let one = request_rate(&b, 3).await;
-    assert!(one > 0.0, "the survivor reads the board");
     assert!(
-        both < one * 1.5,
-        "two nodes read as much as one: {both:.1} requests/s with both, {one:.1} with one"
+        request_rate(&b, 1).await > 0.0,
+        "the survivor reads the board"
     );
     // What arrives now is read by the survivor.
     let vacancy = b.sim.add_vacancy("Кассир", "Гомель", "7001");
