@@ -234,6 +234,7 @@ async fn assign_waiting(
         {
             Ok(change) => {
                 metrics::counter!("router_assignments_total").increment(1);
+                tracing::info!(thread = %thread_id, user = %user, queue = %queue.id, "thread assigned");
                 switch.publish_events(db.tenant_id(), &change.events).await;
                 members[i].load += 1;
                 members[i].last_assigned_at = Some(switch.clock().now_ms());

@@ -2,10 +2,10 @@
 // data directory and the built client) and Debian's Chromium through playwright-core.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -44,7 +44,7 @@ export async function startHub(env = {}) {
       JOBERS_DATA_DIR: dataDir,
       JOBERS_LISTEN: `127.0.0.1:${port}`,
       JOBERS_HTTP__WEB_ROOT: dist,
-      JOBERS_LOG_FILTER: 'warn',
+      JOBERS_LOG_FILTER: process.env.JOBERS_E2E_LOG_FILTER ?? 'warn,jobers::switch=info',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -81,6 +81,9 @@ export async function startHub(env = {}) {
         });
       }
       rmSync(dataDir, { recursive: true, force: true });
+      // The hub's log beside the screenshots, named after the test file (each runs in a
+      // process of its own), to see what the hub did when a step failed.
+      writeFileSync(join(artifacts, `${basename(process.argv[1] ?? 'hub')}.hub.log`), log);
     },
   };
 }
