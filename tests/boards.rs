@@ -1227,7 +1227,7 @@ async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the
         stopped_at.elapsed()
     );
     assert!(
-        request_rate(&b, 1).await > 0.0,
+        request_rate(&b, 3).await > 0.0,
         "the survivor reads the board"
     );
     // What arrives now is read by the survivor.

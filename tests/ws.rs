@@ -1143,3 +1143,45 @@ async fn plain_http_to_the_websocket_endpoint_is_refused_clearly() {
         .unwrap();
     assert_eq!(r.status(), 400, "no key");
 }
+
+#[tokio::test]
+async fn connections_made_together_are_not_pinged_together() {
+    // Twelve sockets opened at once, as after a node's restart. With one phase for all,
+    // every period would ping them within a few milliseconds of each other; each takes
+    // its first ping after a random part of the period instead.
+    let t = team_with(|c| c.realtime.heartbeat_secs = 2).await;
+    let opened = std::time::Instant::now();
+    let mut first_pings = Vec::new();
+    let mut waits = Vec::new();
+    for _ in 0..12 {
+        let mut c = WsClient::connect(&t.app.base, &t.olga.1, None).await;
+        waits.push(tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match futures::StreamExt::next(&mut c.stream).await {
+                        Some(Ok(Message::Ping(_))) => return std::time::Instant::now(),
+                        Some(Ok(_)) => continue,
+                        other => panic!("socket ended: {other:?}"),
+                    }
+                }
+            })
+            .await
+            .expect("a ping within the period (2 s) and then some")
+        }));
+    }
+    let connected = opened.elapsed();
+    for w in waits {
+        first_pings.push(w.await.unwrap().duration_since(opened));
+    }
+    first_pings.sort();
+    let spread = first_pings[first_pings.len() - 1] - first_pings[0];
+    assert!(
+        first_pings[first_pings.len() - 1] <= connected + Duration::from_millis(2_500),
+        "every first ping within the period: {first_pings:?}"
+    );
+    // Uniform over 2 s, twelve phases all within 400 ms of each other: about 1 in 10^7.
+    assert!(
+        spread > Duration::from_millis(400),
+        "first pings spread over the period, not together: {first_pings:?} (connected in {connected:?})"
+    );
+}
