@@ -223,6 +223,42 @@ describe('inbox list', () => {
     expect(unreadThreads(s)).toBe(1);
   });
 
+  it('threads_assigned_while_the_first_page_loads_all_show_when_it_arrives', () => {
+    // The hub routed five threads to me in one go (one time) while the page was being read:
+    // the page has two of them, the events brought all five before the page's answer.
+    let s = run(initialInboxState(ME), { type: 'frame', frame: { type: 'welcome', user_id: ME } as ServerFrame }, { type: 'threads_loading' });
+    const five = ['a', 'b', 'c', 'd', 'e'].map((id, i) => thread(id, { last_message_at: at(i), updated_at: at(30) }));
+    for (const t of five) s = run(s, { type: 'frame', frame: ev('thread.updated', t) });
+    expect(s.order).toEqual([]);
+    s = run(s, { type: 'threads_loaded', page: [five[1], five[0]], limit: 50, replace: true });
+    expect(listThreads(s).map((t) => t.id)).toEqual(['e', 'd', 'c', 'b', 'a']);
+  });
+
+  it('a_reload_keeps_only_threads_events_brought_while_it_loaded', () => {
+    let s = loaded([thread('old', { last_message_at: at(1), updated_at: at(1) }), thread('gone', { last_message_at: at(0), updated_at: at(1) })]);
+    s = run(s, { type: 'frame', frame: { type: 'resync', position: 900 } }, { type: 'threads_loading' });
+    // Brought while loading: one still mine, one taken by a colleague after it came.
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('new', { last_message_at: at(5), updated_at: at(20) }), 901) });
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('moved', { last_message_at: at(6), updated_at: at(20) }), 902) });
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('moved', { last_message_at: at(6), updated_at: at(21), assignee_id: OTHER }), 903) });
+    // `gone` was reassigned during the gap: the page (the hub's word) no longer has it.
+    s = run(s, { type: 'threads_loaded', page: [thread('old', { last_message_at: at(1), updated_at: at(1) })], limit: 50, replace: true });
+    expect(listThreads(s).map((t) => t.id)).toEqual(['new', 'old']);
+    // The next reload starts afresh: `new`, not in its page, is not kept by the last one's events.
+    s = run(s, { type: 'threads_loading' }, { type: 'threads_loaded', page: [thread('old', { last_message_at: at(1), updated_at: at(1) })], limit: 50, replace: true });
+    expect(listThreads(s).map((t) => t.id)).toEqual(['old']);
+  });
+
+  it('a_thread_brought_while_a_full_page_loads_beyond_its_end_waits_for_paging', () => {
+    let s = run(initialInboxState(ME), { type: 'threads_loading' });
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('far', { last_message_at: at(0), updated_at: at(20) })) });
+    s = run(s, { type: 'frame', frame: ev('thread.updated', thread('near', { last_message_at: at(4), updated_at: at(20) })) });
+    const page = [thread('p2', { last_message_at: at(5) }), thread('p1', { last_message_at: at(3) })];
+    s = run(s, { type: 'threads_loaded', page, limit: 2, replace: true });
+    expect(listThreads(s).map((t) => t.id)).toEqual(['p2', 'near', 'p1']);
+    expect(s.hasMore).toBe(true);
+  });
+
   it('a_resync_marks_the_inbox_stale_until_the_list_is_loaded_again', () => {
     let s = loaded([thread('a')]);
     s = run(s, { type: 'frame', frame: { type: 'resync', position: 900 } });

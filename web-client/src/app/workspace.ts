@@ -250,6 +250,8 @@ export class Workspace {
       p.set('before_time', last.last_message_at);
       p.set('before_id', last.id);
     }
+    // Events that come while the first page is read are kept beside it (the reducer).
+    if (!more) this.inbox.dispatch({ type: 'threads_loading' });
     const page = await this.api.get<Thread[]>(`/threads?${p}`);
     // The filter changed while the page loaded: the page is of no use.
     if (this.inbox.getState().filter !== f) return;

@@ -79,6 +79,12 @@ export interface InboxState {
   typing: Record<string, Record<string, number>>;
   /** A `resync` arrived: the list and the open timeline must be reloaded through REST. */
   stale: boolean;
+  /**
+   * While a first page is being loaded: the threads events brought since the load began. The
+   * page may have been read before some of them changed; they are kept beside it (see
+   * `threads_loaded`). Null when no first page is loading.
+   */
+  sinceLoad: Record<string, true> | null;
 }
 
 export function initialInboxState(me: string | null = null, scope: Scope = DEFAULT_FILTER.scope): InboxState {
@@ -97,6 +103,7 @@ export function initialInboxState(me: string | null = null, scope: Scope = DEFAU
     mentions: [],
     typing: {},
     stale: false,
+    sinceLoad: null,
   };
 }
 
@@ -104,6 +111,8 @@ export type InboxAction =
   /** `now` (ms) dates typing notices; without it the clock is read. */
   | { type: 'frame'; frame: ServerFrame; now?: number }
   | { type: 'filter_set'; filter: InboxFilter }
+  /** A first page of the list is being asked for (before the request goes out). */
+  | { type: 'threads_loading' }
   /** A REST page of the list, in the API's order; `replace` for the first page. */
   | { type: 'threads_loaded'; page: Thread[]; limit: number; replace: boolean }
   | { type: 'thread_loaded'; thread: Thread }
@@ -124,7 +133,10 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
     case 'frame':
       return applyFrame(state, action.frame, action.now ?? Date.now());
     case 'filter_set':
-      return { ...state, filter: action.filter, order: [], hasMore: false, loaded: false };
+      return { ...state, filter: action.filter, order: [], hasMore: false, loaded: false, sinceLoad: {} };
+    case 'threads_loading':
+      // A load already under way keeps its record: it began earlier, so it holds more.
+      return state.sinceLoad ? state : { ...state, sinceLoad: {} };
     case 'threads_loaded': {
       // Sets and one copy of the thread map per page: the list may hold 10,000 threads.
       const threads = putThreads(state.threads, action.page);
@@ -133,17 +145,28 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
       const listed = new Set(state.order);
       let ids: string[];
       if (action.replace) {
-        // Threads that events brought in while the page loaded and that are newer than it stay.
-        const newest = action.page.reduce((m, t) => (!m || compareTimes(t.updated_at, m) > 0 ? t.updated_at : m), '');
-        const live = state.order.filter(
-          (id) => !inPage.has(id) && (!newest || compareTimes(threads[id].updated_at, newest) > 0) && matchesFilter(threads[id], state.filter, state.me),
+        // The page may have been read before the events that came while it loaded (the hub
+        // publishes after committing): a thread they brought that still matches stays, unless
+        // a full page ends before it (it shows when the user pages there). Threads held from
+        // before the load that the page lacks are gone from the list (the page is the hub's
+        // word), whatever their held copy says: events may have been missed (a resync).
+        const brought = Object.keys(state.sinceLoad ?? {});
+        const full = action.page.length >= action.limit;
+        const lastOfPage = pageIds.length ? threads[pageIds[pageIds.length - 1]] : undefined;
+        const live = brought.filter(
+          (id) =>
+            !inPage.has(id) &&
+            matchesFilter(threads[id], state.filter, state.me) &&
+            (!state.filter.q.trim() || nameMatches(threads[id], state.filter.q)) &&
+            (!full || !lastOfPage || compareThreads(threads[id], lastOfPage) < 0),
         );
         ids = [...live, ...pageIds];
       } else {
         ids = [...state.order, ...pageIds.filter((id) => !listed.has(id))];
       }
       // The held copy may be newer than the page's and match the filter no more.
-      ids = ids.filter((id) => listed.has(id) || matchesFilter(threads[id], state.filter, state.me) || inPage.has(id));
+      const pageCopy = new Map(action.page.map((t) => [t.id, t]));
+      ids = ids.filter((id) => threads[id] === pageCopy.get(id) || (!action.replace && listed.has(id)) || matchesFilter(threads[id], state.filter, state.me));
       ids = ids.filter((id) => !threads[id].merged_into);
       return {
         ...state,
@@ -152,6 +175,7 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
         hasMore: action.page.length >= action.limit,
         loaded: true,
         stale: false,
+        sinceLoad: action.replace ? null : state.sinceLoad,
       };
     }
     case 'thread_loaded': {
@@ -286,7 +310,8 @@ function applyThread(state: InboxState, thread: Thread): InboxState {
   const known = state.threads[thread.id];
   if (known && compareTimes(known.updated_at, thread.updated_at) > 0) return state;
   let threads = zeroOpenUnread({ ...state.threads, [thread.id]: thread }, state.openThreadId);
-  let s: InboxState = { ...state, threads };
+  const sinceLoad = state.sinceLoad && !state.sinceLoad[thread.id] ? { ...state.sinceLoad, [thread.id]: true as const } : state.sinceLoad;
+  let s: InboxState = { ...state, threads, sinceLoad };
   if (thread.merged_into) {
     // Its messages now belong to the surviving thread: reload both timelines.
     const timelines = { ...s.timelines };
