@@ -1216,7 +1216,19 @@ async fn two_nodes_on_one_database_read_a_board_once_and_one_takes_over_when_the
     // The holder stops (gives its lease up): the other takes over at once, not when the
     // lease would have run out.
     let stopped_at = Instant::now();
-    stopping.stop().await;
+    let switch = stopping.switch.clone();
+    assert_eq!(
+        switch.tasks_running(),
+        5,
+        "the router, the outbox and three readers run"
+    );
+    // The database file is in the first node's directory: it stays for the survivor.
+    let _data = stopping.stop().await;
+    assert_eq!(
+        switch.tasks_running(),
+        0,
+        "nothing of the stopped node runs on"
+    );
     until("the other node takes the lease", 10, || async {
         survivor.lease_holder(&ws, &lease).await.as_deref() == Some(other)
     })

@@ -109,8 +109,11 @@ struct SwitchInner {
     boards: Arc<boards::BoardTasks>,
     /// Set when the node stops: the readers of providers end and give their leases up.
     stopping: tokio::sync::watch::Sender<bool>,
-    /// The readers of providers (boards, mailboxes, SMS delivery reports).
-    readers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The node's background tasks: the router, the outbox and the readers of providers
+    /// (boards, mailboxes, SMS delivery reports).
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The same tasks, to tell whether they still run once `stop` took their handles.
+    task_handles: std::sync::OnceLock<Vec<tokio::task::AbortHandle>>,
 }
 
 /// How long a stopping node waits for a reader of a provider to reach a pause.
@@ -223,34 +226,55 @@ impl Switch {
                 writers,
                 boards: Arc::default(),
                 stopping: tokio::sync::watch::channel(false).0,
-                readers: std::sync::Mutex::default(),
+                tasks: std::sync::Mutex::default(),
+                task_handles: std::sync::OnceLock::new(),
             }),
         };
-        tokio::spawn(routing::run(switch.clone(), route_rx));
-        tokio::spawn(outbox::run(switch.clone()));
-        let readers = vec![
+        let tasks = vec![
+            tokio::spawn(routing::run(switch.clone(), route_rx)),
+            tokio::spawn(outbox::run(switch.clone())),
             tokio::spawn(outbox::poll_statuses(switch.clone())),
             tokio::spawn(email::supervise(switch.clone())),
             tokio::spawn(boards::supervise(switch.clone())),
         ];
-        *switch.inner.readers.lock().expect("not poisoned") = readers;
+        let _ = switch
+            .inner
+            .task_handles
+            .set(tasks.iter().map(|t| t.abort_handle()).collect());
+        *switch.inner.tasks.lock().expect("not poisoned") = tasks;
         switch
     }
 
-    /// Stops this node's readers of providers and gives up their leases, so that another
-    /// node takes them over at once (not when they run out). Called when the node stops.
+    /// How many of the node's background tasks (router, outbox, readers) still run: all
+    /// five until `stop`, none after it.
+    pub fn tasks_running(&self) -> usize {
+        let handles = self
+            .inner
+            .task_handles
+            .get()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        handles.iter().filter(|t| !t.is_finished()).count()
+    }
+
+    /// Stops this node's router, outbox and readers of providers, and gives up their
+    /// leases, so that another node takes them over at once (not when they run out). Called
+    /// when the node stops, before its database pool is closed: nothing of the node uses the
+    /// pool after it.
     pub async fn stop(&self) {
         self.inner.stopping.send_replace(true);
-        let readers = std::mem::take(&mut *self.inner.readers.lock().expect("not poisoned"));
-        for mut reader in readers {
-            // A reader in the middle of a provider call ends at the next pause; one that
-            // takes longer is cut off (what it read is stored as it goes).
-            if tokio::time::timeout(STOP_READERS_WITHIN, &mut reader)
+        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("not poisoned"));
+        for mut task in tasks {
+            // A reader in the middle of a provider call ends at the next pause, the outbox
+            // once its sends under way are recorded; one that takes longer is cut off (what
+            // a reader read is stored as it goes; a send cut off is sent again when its
+            // lease runs out).
+            if tokio::time::timeout(STOP_READERS_WITHIN, &mut task)
                 .await
                 .is_err()
             {
-                reader.abort();
-                let _ = reader.await;
+                task.abort();
+                let _ = task.await;
             }
         }
         if let Err(e) = self
@@ -261,6 +285,12 @@ impl Switch {
         {
             tracing::warn!(error = %e, "giving up this node's leases failed");
         }
+    }
+
+    /// Completes when the node stops.
+    pub(crate) async fn stopped(&self) {
+        let mut stopping = self.inner.stopping.subscribe();
+        let _ = stopping.wait_for(|s| *s).await;
     }
 
     /// Waits `how_long`, or less when the node stops; true when it is stopping.

@@ -47,7 +47,14 @@ pub(super) async fn run(switch: Switch) {
     loop {
         // A free worker first, then entries for the free workers: nothing taken waits for a
         // worker while its lease runs.
-        let first = slots.clone().acquire_owned().await.expect("never closed");
+        let first = tokio::select! {
+            // Stopping: no new entries; the sends under way are recorded before the end.
+            _ = switch.stopped() => {
+                let _ = slots.acquire_many(workers as u32).await;
+                return;
+            }
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+        };
         let mut permits = vec![first];
         while let Ok(p) = slots.clone().try_acquire_owned() {
             permits.push(p);
@@ -61,7 +68,7 @@ pub(super) async fn run(switch: Switch) {
             Err(e) => {
                 tracing::warn!(error = %e, "outbox: claiming entries failed");
                 drop(permits);
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                switch.pause(Duration::from_secs(1)).await;
                 continue;
             }
         };
@@ -74,6 +81,7 @@ pub(super) async fn run(switch: Switch) {
             tokio::select! {
                 _ = switch.outbox_notify().notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = switch.stopped() => {}
             }
             continue;
         }

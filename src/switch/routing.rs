@@ -29,6 +29,7 @@ pub(super) async fn run(switch: Switch, mut kicks: mpsc::UnboundedReceiver<Strin
     let mut seen: Seen = HashMap::new();
     loop {
         let tenants: Vec<String> = tokio::select! {
+            _ = switch.stopped() => return,
             kick = kicks.recv() => match kick {
                 Some(t) => {
                     let mut all = vec![t];

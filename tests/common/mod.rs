@@ -130,7 +130,9 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the node (as `serve` does on SIGTERM). Returns its data directory, which is
+    /// deleted when dropped: a node that shares its SQLite file keeps it.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -139,6 +141,7 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stopped cleanly");
         }
+        self._dir
     }
 
     pub async fn create_user(&self, tenant: &Tenant, email: &str, role: Role) -> User {
