@@ -112,8 +112,6 @@ struct SwitchInner {
     /// The node's background tasks: the router, the outbox and the readers of providers
     /// (boards, mailboxes, SMS delivery reports).
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// The same tasks, to tell whether they still run once `stop` took their handles.
-    task_handles: std::sync::OnceLock<Vec<tokio::task::AbortHandle>>,
 }
 
 /// How long a stopping node waits for a reader of a provider to reach a pause.
@@ -227,7 +225,6 @@ impl Switch {
                 boards: Arc::default(),
                 stopping: tokio::sync::watch::channel(false).0,
                 tasks: std::sync::Mutex::default(),
-                task_handles: std::sync::OnceLock::new(),
             }),
         };
         let tasks = vec![
@@ -237,10 +234,6 @@ impl Switch {
             tokio::spawn(email::supervise(switch.clone())),
             tokio::spawn(boards::supervise(switch.clone())),
         ];
-        let _ = switch
-            .inner
-            .task_handles
-            .set(tasks.iter().map(|t| t.abort_handle()).collect());
         *switch.inner.tasks.lock().expect("not poisoned") = tasks;
         switch
     }
@@ -248,13 +241,8 @@ impl Switch {
     /// How many of the node's background tasks (router, outbox, readers) still run: all
     /// five until `stop`, none after it.
     pub fn tasks_running(&self) -> usize {
-        let handles = self
-            .inner
-            .task_handles
-            .get()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        handles.iter().filter(|t| !t.is_finished()).count()
+        let tasks = self.inner.tasks.lock().expect("not poisoned");
+        tasks.iter().filter(|t| !t.is_finished()).count()
     }
 
     /// Stops this node's router, outbox and readers of providers, and gives up their
@@ -263,13 +251,13 @@ impl Switch {
     /// pool after it.
     pub async fn stop(&self) {
         self.inner.stopping.send_replace(true);
-        let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("not poisoned"));
-        for mut task in tasks {
+        let mut tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("not poisoned"));
+        for task in &mut tasks {
             // A reader in the middle of a provider call ends at the next pause, the outbox
             // once its sends under way are recorded; one that takes longer is cut off (what
             // a reader read is stored as it goes; a send cut off is sent again when its
             // lease runs out).
-            if tokio::time::timeout(STOP_READERS_WITHIN, &mut task)
+            if tokio::time::timeout(STOP_READERS_WITHIN, &mut *task)
                 .await
                 .is_err()
             {
@@ -277,6 +265,8 @@ impl Switch {
                 let _ = task.await;
             }
         }
+        // Kept, finished, for `tasks_running`.
+        *self.inner.tasks.lock().expect("not poisoned") = tasks;
         if let Err(e) = self
             .inner
             .db
@@ -295,9 +285,8 @@ impl Switch {
 
     /// Waits `how_long`, or less when the node stops; true when it is stopping.
     pub(crate) async fn pause(&self, how_long: std::time::Duration) -> bool {
-        let mut stopping = self.inner.stopping.subscribe();
         tokio::select! {
-            _ = stopping.wait_for(|s| *s) => true,
+            _ = self.stopped() => true,
             _ = tokio::time::sleep(how_long) => false,
         }
     }

@@ -29,7 +29,7 @@ pub struct TestApp {
     pub switch: jobers::switch::Switch,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// A fresh database URL for one test: SQLite in `dir`, or a new PostgreSQL database.
@@ -105,7 +105,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         switch,
         shutdown: Some(tx),
         task: Some(task),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -141,7 +141,7 @@ impl TestApp {
                 .expect("server task")
                 .expect("server stopped cleanly");
         }
-        self._dir
+        self.dir
     }
 
     pub async fn create_user(&self, tenant: &Tenant, email: &str, role: Role) -> User {

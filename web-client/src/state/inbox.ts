@@ -156,8 +156,7 @@ export function inboxReducer(state: InboxState, action: InboxAction): InboxState
         const live = brought.filter(
           (id) =>
             !inPage.has(id) &&
-            matchesFilter(threads[id], state.filter, state.me) &&
-            (!state.filter.q.trim() || nameMatches(threads[id], state.filter.q)) &&
+            takesIn(threads[id], state.filter, state.me) &&
             (!full || !lastOfPage || compareThreads(threads[id], lastOfPage) < 0),
         );
         ids = [...live, ...pageIds];
@@ -339,10 +338,7 @@ function applyThread(state: InboxState, thread: Thread): InboxState {
 /** Puts a thread into the list, or takes it out, as the filter says; keeps the list's order. */
 function placeInList(state: InboxState, thread: Thread): InboxState {
   const inList = state.order.includes(thread.id);
-  let keep = matchesFilter(thread, state.filter, state.me);
-  // The hub matched the search on phones and emails too; a thread not yet listed is taken in
-  // when its name matches.
-  if (keep && state.filter.q.trim() && !inList) keep = nameMatches(thread, state.filter.q);
+  let keep = inList ? matchesFilter(thread, state.filter, state.me) : takesIn(thread, state.filter, state.me);
   // Beyond the loaded pages the thread shows up when the user pages there.
   if (keep && !inList && state.hasMore && state.order.length) {
     const last = state.threads[state.order[state.order.length - 1]];
@@ -353,6 +349,14 @@ function placeInList(state: InboxState, thread: Thread): InboxState {
   const order = keep ? insertSorted(without, thread, state.threads) : without;
   if (!keep && !inList) return state;
   return { ...state, order };
+}
+
+/**
+ * Whether a thread not yet listed joins the list: it matches the filter and, under a search,
+ * its name (the hub matched phones and emails too, so a listed one stays on the filter alone).
+ */
+function takesIn(thread: Thread, f: InboxFilter, me: string | null): boolean {
+  return matchesFilter(thread, f, me) && (!f.q.trim() || nameMatches(thread, f.q));
 }
 
 function nameMatches(thread: Thread, q: string): boolean {
