@@ -381,6 +381,30 @@ fn snapshot_users(frames: &[Value]) -> impl Iterator<Item = (&str, &str)> {
         .flat_map(|f| client::presence_entries(f["raw"].as_str().unwrap_or_default()))
 }
 
+/// Where in the send period each sender sends, given each sender's tenant: the slots
+/// cycle through the tenants (the first sender of each, then the second of each, …), as
+/// independent people's messages arrive. Senders in tenant order spread evenly instead
+/// put one tenant's 250 senders into the same 50 ms of every second: each tenant sent in
+/// bursts of the full rate, all into its one message writer, and the other writers idled.
+fn send_slots(tenant_of: &[usize]) -> Vec<usize> {
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    let mut order: Vec<(usize, usize, usize)> = tenant_of
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| {
+            let rank = seen.entry(t).or_default();
+            *rank += 1;
+            (*rank, t, i)
+        })
+        .collect();
+    order.sort_unstable();
+    let mut slots = vec![0; tenant_of.len()];
+    for (slot, (_, _, i)) in order.into_iter().enumerate() {
+        slots[i] = slot;
+    }
+    slots
+}
+
 fn tenants_for(users: usize, per_tenant: usize) -> (usize, usize) {
     let per = per_tenant.min(users).max(1);
     (users.div_ceil(per), per)
@@ -755,7 +779,7 @@ async fn direct(env: &Env, run: DirectRun) -> anyhow::Result<Report> {
         for pair in t.users.chunks(2) {
             if let [a, b] = pair {
                 let room = tdb.open_direct_room(&a.id, &b.id).await?.room.id;
-                pairs.push((a.token.clone(), b.token.clone(), room.clone()));
+                pairs.push((a.token.clone(), b.token.clone(), room.clone(), n));
                 rooms.push((room, a.id.clone(), b.id.clone()));
             }
         }
@@ -769,6 +793,7 @@ async fn direct(env: &Env, run: DirectRun) -> anyhow::Result<Report> {
         seeding.elapsed().as_secs_f64()
     );
     let pairs_n = pairs.len();
+    let slots = send_slots(&pairs.iter().map(|p| p.3).collect::<Vec<_>>());
     let senders: Vec<(usize, String)> = pairs
         .iter()
         .enumerate()
@@ -806,6 +831,7 @@ async fn direct(env: &Env, run: DirectRun) -> anyhow::Result<Report> {
     let mut tasks = Vec::new();
     for (i, ws) in send_socks.into_iter().enumerate() {
         let room = pairs[i].2.clone();
+        let slot = slots[i];
         let acks = acks.clone();
         let sent_total = sent_total.clone();
         let ready = ready.clone();
@@ -827,9 +853,9 @@ async fn direct(env: &Env, run: DirectRun) -> anyhow::Result<Report> {
                 acks_r.lock().unwrap().add(&local).ok();
             });
             ready.wait().await;
-            // Spread senders evenly over the period.
+            // Spread senders evenly over the period, the tenants interleaved.
             let period = Duration::from_secs_f64(1.0 / per_sender.max(0.001));
-            tokio::time::sleep(period.mul_f64(i as f64 / pairs_n as f64)).await;
+            tokio::time::sleep(period.mul_f64(slot as f64 / pairs_n as f64)).await;
             let started = Instant::now();
             let mut n = 0u64;
             let mut interval = tokio::time::interval(period);
@@ -1689,4 +1715,24 @@ async fn inbound(
     report.figure("webhook answered (durable) p99", ms(&acks, 0.99), "ms", "");
     hub.stop();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::send_slots;
+
+    #[test]
+    fn send_slots_interleave_the_tenants() {
+        // Two tenants of three senders, then one of one, listed tenant by tenant.
+        let slots = send_slots(&[0, 0, 0, 1, 1, 1, 2]);
+        assert_eq!(slots, [0, 3, 5, 1, 4, 6, 2]);
+        let mut sorted = slots.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..7).collect::<Vec<_>>(), "each slot once");
+        // Neighbouring slots belong to different tenants while there are several left.
+        let tenant_at: Vec<usize> = (0..5)
+            .map(|s| [0, 0, 0, 1, 1, 1, 2][slots.iter().position(|&x| x == s).unwrap()])
+            .collect();
+        assert_eq!(tenant_at, [0, 1, 2, 0, 1]);
+    }
 }
