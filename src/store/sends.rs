@@ -20,6 +20,15 @@ struct Accepted {
     attachments: Vec<Attachment>,
 }
 
+/// What [`Db::memberships_and_earlier_sends`] found.
+#[derive(Default)]
+struct Checked {
+    /// (tenant, room, author) of the batch that are memberships.
+    members: HashSet<(String, String, String)>,
+    /// The message of each earlier send, by (tenant, author, client message id).
+    earlier: HashMap<(String, String, String), String>,
+}
+
 /// An event row to insert.
 pub(super) struct EventRow {
     pub tenant_id: String,
@@ -40,8 +49,8 @@ impl Db {
     ) -> StoreResult<Vec<StoreResult<Sent>>> {
         let (mut tx, _gate) = self.begin_write().await?;
         let mut outcomes: Vec<Option<StoreResult<Sent>>> = (0..batch.len()).map(|_| None).collect();
-        let members = self.memberships(&mut tx, batch).await?;
-        let earlier = self.earlier_sends(&mut tx, batch).await?;
+        let Checked { members, earlier } =
+            self.memberships_and_earlier_sends(&mut tx, batch).await?;
         // Sends repeated within this batch answer with the first one's message.
         let mut first_in_batch: std::collections::HashMap<(&str, &str, &str), usize> =
             std::collections::HashMap::new();
@@ -193,63 +202,70 @@ impl Db {
             .collect())
     }
 
-    /// Which (tenant, room, author) of the batch are memberships: one read for all.
-    async fn memberships(
+    /// What the checks of a batch need, in one read (a round trip per statement counts:
+    /// the writer's other statements wait for it): which (tenant, room, author) of the
+    /// batch are memberships, and the earlier sends with the same (tenant, author, client
+    /// message id), by the id of their message.
+    async fn memberships_and_earlier_sends(
         &self,
         tx: &mut Transaction<'static, Any>,
         batch: &[BatchedSend<'_>],
-    ) -> StoreResult<HashSet<(String, String, String)>> {
-        let mut found = HashSet::new();
-        for chunk in batch.chunks(MAX_PIECE) {
-            let chunk = padded(chunk);
-            let sql = select_by_keys(
-                self.backend(),
-                "tenant_id, room_id, user_id",
-                "room_members",
-                &["tenant_id", "room_id", "user_id"],
-                chunk.len(),
-            );
-            let mut q = sqlx::query_as::<_, (String, String, String)>(&sql);
-            for job in chunk {
-                q = q.bind(job.tenant_id).bind(job.room_id).bind(job.author);
-            }
-            found.extend(q.fetch_all(&mut **tx).await?);
-        }
-        Ok(found)
-    }
-
-    /// Earlier sends with the same (tenant, author, client message id): one read for all.
-    async fn earlier_sends(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        batch: &[BatchedSend<'_>],
-    ) -> StoreResult<HashMap<(String, String, String), String>> {
+    ) -> StoreResult<Checked> {
+        let backend = self.backend();
         let keyed: Vec<&BatchedSend<'_>> = batch
             .iter()
             .filter(|j| j.message.client_message_id.is_some())
             .collect();
-        let mut found = HashMap::new();
-        for chunk in keyed.chunks(MAX_PIECE) {
-            let chunk = padded(chunk);
-            let sql = select_by_keys(
-                self.backend(),
-                "tenant_id, author_id, client_message_id, id",
-                "room_messages",
-                &["tenant_id", "author_id", "client_message_id"],
-                chunk.len(),
-            );
-            let mut q = sqlx::query_as::<_, (String, String, String, String)>(&sql);
-            for job in chunk {
+        let members: Vec<&[BatchedSend<'_>]> = batch.chunks(MAX_PIECE).collect();
+        let earlier: Vec<&[&BatchedSend<'_>]> = keyed.chunks(MAX_PIECE).collect();
+        let mut checked = Checked::default();
+        for i in 0..members.len().max(earlier.len()) {
+            let members = members.get(i).map(|c| padded(c)).unwrap_or_default();
+            let earlier = earlier.get(i).map(|c| padded(c)).unwrap_or_default();
+            let mut parts = Vec::new();
+            if !members.is_empty() {
+                parts.push(select_by_keys_from(
+                    backend,
+                    "'m' AS k, tenant_id, room_id, user_id, CAST(NULL AS TEXT) AS id",
+                    "room_members",
+                    &["tenant_id", "room_id", "user_id"],
+                    members.len(),
+                    0,
+                ));
+            }
+            if !earlier.is_empty() {
+                parts.push(select_by_keys_from(
+                    backend,
+                    "'e' AS k, tenant_id, author_id, client_message_id, id",
+                    "room_messages",
+                    &["tenant_id", "author_id", "client_message_id"],
+                    earlier.len(),
+                    3 * members.len(),
+                ));
+            }
+            let sql = parts.join(" UNION ALL ");
+            let mut q = sqlx::query_as::<_, (String, String, String, String, Option<String>)>(&sql);
+            for job in &members {
+                q = q.bind(job.tenant_id).bind(job.room_id).bind(job.author);
+            }
+            for job in &earlier {
                 q = q
                     .bind(job.tenant_id)
                     .bind(job.author)
                     .bind(job.message.client_message_id.unwrap_or_default());
             }
-            for (t, a, c, id) in q.fetch_all(&mut **tx).await? {
-                found.insert((t, a, c), id);
+            for (kind, tenant, second, third, id) in q.fetch_all(&mut **tx).await? {
+                match (kind.as_str(), id) {
+                    ("e", Some(id)) => {
+                        checked.earlier.insert((tenant, second, third), id);
+                    }
+                    _ => {
+                        checked.members.insert((tenant, second, third));
+                    }
+                }
             }
         }
-        Ok(found)
+        Ok(checked)
     }
 
     /// The answer to a repeated send: the message it repeats.
@@ -380,6 +396,19 @@ pub(super) fn select_by_keys(
     keys: &[&str],
     rows: usize,
 ) -> String {
+    select_by_keys_from(backend, select, from, keys, rows, 0)
+}
+
+/// [`select_by_keys`] with its parameters numbered after the first `before` of a larger
+/// statement (on PostgreSQL `$before+1…`; SQLite's `?` are numbered by position anyway).
+fn select_by_keys_from(
+    backend: Backend,
+    select: &str,
+    from: &str,
+    keys: &[&str],
+    rows: usize,
+    before: usize,
+) -> String {
     let n = keys.len();
     match backend {
         Backend::Sqlite => {
@@ -388,7 +417,9 @@ pub(super) fn select_by_keys(
                     let terms: Vec<String> = keys
                         .iter()
                         .enumerate()
-                        .map(|(c, name)| format!("{name} = {}", param(backend, r * n + c + 1)))
+                        .map(|(c, name)| {
+                            format!("{name} = {}", param(backend, before + r * n + c + 1))
+                        })
                         .collect();
                     format!("({})", terms.join(" AND "))
                 })
@@ -399,8 +430,9 @@ pub(super) fn select_by_keys(
         Backend::Postgres => {
             let tuples = (0..rows)
                 .map(|r| {
-                    let params: Vec<String> =
-                        (0..n).map(|c| format!("${}", r * n + c + 1)).collect();
+                    let params: Vec<String> = (0..n)
+                        .map(|c| format!("${}", before + r * n + c + 1))
+                        .collect();
                     format!("({})", params.join(", "))
                 })
                 .collect::<Vec<_>>()
