@@ -226,7 +226,7 @@ impl Db {
             if !members.is_empty() {
                 parts.push(select_by_keys_from(
                     backend,
-                    "'m' AS k, tenant_id, room_id, user_id, CAST(NULL AS TEXT) AS id",
+                    "tenant_id, room_id, user_id, CAST(NULL AS TEXT) AS id",
                     "room_members",
                     &["tenant_id", "room_id", "user_id"],
                     members.len(),
@@ -236,7 +236,7 @@ impl Db {
             if !earlier.is_empty() {
                 parts.push(select_by_keys_from(
                     backend,
-                    "'e' AS k, tenant_id, author_id, client_message_id, id",
+                    "tenant_id, author_id, client_message_id, id",
                     "room_messages",
                     &["tenant_id", "author_id", "client_message_id"],
                     earlier.len(),
@@ -244,7 +244,7 @@ impl Db {
                 ));
             }
             let sql = parts.join(" UNION ALL ");
-            let mut q = sqlx::query_as::<_, (String, String, String, String, Option<String>)>(&sql);
+            let mut q = sqlx::query_as::<_, (String, String, String, Option<String>)>(&sql);
             for job in &members {
                 q = q.bind(job.tenant_id).bind(job.room_id).bind(job.author);
             }
@@ -254,12 +254,13 @@ impl Db {
                     .bind(job.author)
                     .bind(job.message.client_message_id.unwrap_or_default());
             }
-            for (kind, tenant, second, third, id) in q.fetch_all(&mut **tx).await? {
-                match (kind.as_str(), id) {
-                    ("e", Some(id)) => {
+            // A membership has no message id; an earlier send always has one.
+            for (tenant, second, third, id) in q.fetch_all(&mut **tx).await? {
+                match id {
+                    Some(id) => {
                         checked.earlier.insert((tenant, second, third), id);
                     }
-                    _ => {
+                    None => {
                         checked.members.insert((tenant, second, third));
                     }
                 }
