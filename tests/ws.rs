@@ -277,6 +277,50 @@ async fn a_position_too_old_or_unknown_gets_an_explicit_resync() {
 }
 
 #[tokio::test]
+async fn pruning_drops_the_events_older_than_the_cutoff_and_keeps_the_newer() {
+    let t = team().await;
+    let tdb = t.app.db.for_tenant(&t.ws.tenant.id);
+    let older = tdb.events_between(0, i64::MAX).await.unwrap();
+    assert!(!older.is_empty(), "the team's setup made events");
+    let cutoff = older.iter().map(|e| e.created_at).max().unwrap() + 1;
+    while jobers::store::now_ms() <= cutoff {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let r = t
+        .app
+        .post_json(
+            &format!("/api/v1/rooms/{}/messages", t.room),
+            Some(&t.olga.1),
+            json!({"body": "after the cutoff"}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let newer: Vec<i64> = tdb
+        .events_between(0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.created_at >= cutoff)
+        .map(|e| e.position)
+        .collect();
+    assert!(!newer.is_empty());
+    let dropped = t.app.db.prune_events(cutoff).await.unwrap();
+    assert_eq!(
+        dropped as usize,
+        older.len(),
+        "every older event, nothing else"
+    );
+    let left: Vec<i64> = tdb
+        .events_between(0, i64::MAX)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(left, newer);
+}
+
+#[tokio::test]
 async fn malformed_and_unknown_frames_get_error_frames_and_the_connection_lives() {
     let t = team().await;
     let mut c = WsClient::connect(&t.app.base, &t.olga.1, None).await;

@@ -339,6 +339,14 @@ impl Db {
     }
 }
 
+/// Set on the SQLite writers' connection: statement journals in memory. A statement that
+/// writes several rows (a batch of messages) and may fail halfway (a unique or foreign key
+/// check) keeps the pages it changed in a statement journal, to undo just that statement.
+/// In a file (SQLite's default past 64 KiB) every batch created, wrote and deleted one:
+/// in `direct`, 8% of the message writer's time was spent there, with the kernel zeroing
+/// the file's new blocks on top. It holds one batch's changed pages at most.
+const SQLITE_WRITER_TEMP_STORE: &str = "PRAGMA temp_store = MEMORY";
+
 /// Page cache of each SQLite reading connection. Readers share the operating system's
 /// cache of the file; a pool of 16 with SQLite's default (2 MB each) would hold up to 16
 /// private copies of the same hot pages. The writer keeps the default.
@@ -365,6 +373,8 @@ async fn open_pool(
                     }
                     if readers {
                         conn.execute(SQLITE_READER_CACHE).await?;
+                    } else {
+                        conn.execute(SQLITE_WRITER_TEMP_STORE).await?;
                     }
                 }
                 Ok(())
@@ -456,6 +466,36 @@ mod tests {
             cache(&db.writer).await.unwrap(),
             -2000,
             "the writer the default"
+        );
+        let temp = |pool| sqlx::query_scalar::<_, i64>("PRAGMA temp_store").fetch_one(pool);
+        assert_eq!(
+            temp(&db.writer).await.unwrap(),
+            2,
+            "the writer keeps statement journals in memory"
+        );
+        assert_eq!(temp(&db.pool).await.unwrap(), 0, "readers the default");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn pruning_events_by_age_reads_the_time_index() {
+        let dir = std::env::temp_dir().join(format!("jobers-prune-{}", new_id()));
+        let url = Secret::new(format!("sqlite://{}?mode=rwc", dir.join("t.db").display()));
+        let db = Db::connect(&url, 2).await.unwrap();
+        db.migrate().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as("EXPLAIN QUERY PLAN DELETE FROM events WHERE created_at < 1")
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        let details: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+        assert!(
+            details
+                .iter()
+                .any(|d| d.contains("USING COVERING INDEX events_created")
+                    || d.contains("USING INDEX events_created")),
+            "{details:?}"
         );
         db.close().await;
         let _ = std::fs::remove_dir_all(dir);
