@@ -58,11 +58,15 @@ struct Assignments {
 impl Assignments {
     /// The writer (of `count`) that serves `tenant_id`.
     fn writer_of(&self, tenant_id: &str, count: usize) -> usize {
+        if count <= 1 {
+            // One writer (SQLite): nothing to remember, no lock on every send.
+            return 0;
+        }
         let mut writers = self.writers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(&w) = writers.get(tenant_id) {
             return w;
         }
-        let w = writers.len() % count.max(1);
+        let w = writers.len() % count;
         writers.insert(tenant_id.to_string(), w);
         w
     }
