@@ -35,8 +35,10 @@ pub struct Cli {
     /// start from the same memory, whatever earlier runs left cached.
     #[arg(long, global = true)]
     pub drop_caches: bool,
-    /// Pause the kernel's proactive reclaim (DAMON), where it runs, for the run and resume
-    /// it after (needs root): it evicts pages the hub is using.
+    /// Pause the kernel's proactive reclaim (DAMON) and free page reporting, where they run,
+    /// for the run and resume them after (needs root): reclaim evicts pages the hub is using,
+    /// and reported pages wait for the host when the run takes them (free memory is touched
+    /// before each run's database is made).
     #[arg(long, global = true)]
     pub pause_reclaim: bool,
     /// Before the first run on PostgreSQL, bring the server to the state of one in

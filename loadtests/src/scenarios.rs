@@ -42,6 +42,9 @@ struct Env {
     redis: Option<String>,
     pin: bool,
     drop_caches: bool,
+    /// Touch free memory before each run's database is made (free page reporting is
+    /// paused: see [`crate::reclaim`]).
+    back_memory: bool,
     reuse_wal: bool,
     dir: PathBuf,
 }
@@ -58,6 +61,9 @@ impl Env {
             std::fs::write("/proc/sys/vm/drop_caches", "3").map_err(|e| {
                 anyhow::anyhow!("--drop-caches needs root (/proc/sys/vm/drop_caches: {e})")
             })?;
+        }
+        if self.back_memory {
+            crate::reclaim::back_memory();
         }
         Ok(())
     }
@@ -116,7 +122,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect();
-    let env = Env {
+    let mut env = Env {
         bin,
         hub_env,
         per_tenant: cli.per_tenant,
@@ -125,6 +131,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
         redis: cli.redis.clone(),
         pin: cli.pin,
         drop_caches: cli.drop_caches,
+        back_memory: false,
         reuse_wal: cli.reuse_wal,
         dir: dir.clone(),
     };
@@ -132,10 +139,11 @@ pub async fn run(cli: &Cli) -> anyhow::Result<bool> {
         Scenario::Smoke => smoke(&env).await,
         s => {
             let (paused, reclaim) = crate::reclaim::prepare(cli.pause_reclaim)?;
+            env.back_memory = paused.as_ref().is_some_and(|p| p.reporting_paused());
             let mut report = one(&env, s).await?;
             drop(paused);
-            if let Some(reclaim) = reclaim {
-                report.note(&reclaim);
+            for note in &reclaim {
+                report.note(note);
             }
             if env.drop_caches {
                 report.note("The page cache was dropped before each run's database was made (--drop-caches).");
