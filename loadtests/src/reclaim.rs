@@ -37,6 +37,8 @@ const REPORTING_ORDER: &str = "/sys/module/page_reporting/parameters/page_report
 /// One more than the largest order of a free block (`MAX_PAGE_ORDER` is 10 on x86-64):
 /// no block is reported.
 const NO_REPORTING: &str = "11";
+/// The largest order of a free block: only such blocks are reported.
+const LARGEST_ORDER: &str = "10";
 /// Memory [`back_memory`] touches before a run: more than a run's new pages (the
 /// database, its log, the hub's heap).
 const BACKED_BYTES: usize = 8 << 30;
@@ -116,13 +118,20 @@ pub fn prepare(pause: bool) -> anyhow::Result<(Option<Paused>, Vec<String>)> {
         notes.push("The kernel's proactive reclaim (DAMON) was paused for the run and resumed after it (--pause-reclaim).".into());
     }
     if let Some(order) = reporting {
-        std::fs::write(REPORTING_ORDER, NO_REPORTING).map_err(|e| {
-            anyhow::anyhow!(
-                "--pause-reclaim could not pause free page reporting ({REPORTING_ORDER}: {e})"
-            )
-        })?;
+        // Kernels that check the order take no more than the largest block's: then only
+        // blocks of that size (4 MiB) are reported, and few stay free that long in a run.
+        let how = if std::fs::write(REPORTING_ORDER, NO_REPORTING).is_ok() {
+            "paused"
+        } else {
+            std::fs::write(REPORTING_ORDER, LARGEST_ORDER).map_err(|e| {
+                anyhow::anyhow!(
+                    "--pause-reclaim could not pause free page reporting ({REPORTING_ORDER}: {e})"
+                )
+            })?;
+            "limited to the largest free blocks"
+        };
         paused.reporting = Some(order);
-        notes.push(format!("Free page reporting was paused for the run and resumed after it, and {} GiB of free memory were touched before each run's database was made, so that the run's new pages were backed by the host (--pause-reclaim).", BACKED_BYTES >> 30));
+        notes.push(format!("Free page reporting was {how} for the run and resumed after it, and {} GiB of free memory were touched before each run's database was made, so that the run's new pages were backed by the host (--pause-reclaim).", BACKED_BYTES >> 30));
     }
     Ok((Some(paused), notes))
 }
